@@ -1,0 +1,81 @@
+"""Domain errors: one base, one-line leaves."""
+
+from dataclasses import dataclass
+
+
+class CtxfyError(Exception):
+    """Base of every error Ctxfy raises on purpose."""
+
+
+class CatalogError(CtxfyError):
+    """A prompt file or definition is invalid; names the file, prompt and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        prompt: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.prompt = prompt
+        self.field = field
+        where = [
+            part
+            for part in (
+                source,
+                f"prompt {prompt!r}" if prompt else None,
+                f"field {field!r}" if field else None,
+            )
+            if part
+        ]
+        super().__init__(f"{': '.join(where)}: {message}" if where else message)
+
+    def located(self, *, source: str, prompt: str | None) -> "CatalogError":
+        """The same error, placed in the file (and prompt) it came from."""
+        return CatalogError(
+            self.message,
+            source=source,
+            prompt=self.prompt or prompt,
+            field=self.field,
+        )
+
+
+class PromptNotFound(CtxfyError):
+    """No prompt of that name is in the catalog."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Unknown prompt: {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One argument that failed validation, and why."""
+
+    field: str
+    message: str
+    type: str = "invalid"
+
+
+class InvalidArguments(CtxfyError):
+    """Arguments given for a prompt do not match its declared arguments."""
+
+    def __init__(self, prompt: str, errors: tuple[FieldError, ...]) -> None:
+        if not errors:
+            raise ValueError("InvalidArguments needs at least one FieldError")
+        self.prompt = prompt
+        self.errors = errors
+        details = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        super().__init__(f"Invalid arguments for prompt {prompt!r}: {details}")
+
+
+class PromptRenderError(CtxfyError):
+    """A prompt's template failed while rendering validated arguments."""
+
+    def __init__(self, prompt: str, reason: str) -> None:
+        self.prompt = prompt
+        self.reason = reason
+        super().__init__(f"Prompt {prompt!r} could not be rendered: {reason}")

@@ -1,0 +1,84 @@
+"""One pydantic argument model per prompt, used by MCP, REST and OpenAPI alike."""
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from domain.errors import FieldError, InvalidArguments
+from domain.prompts import ArgumentType, PromptArgument, PromptDefinition, Scalar
+
+_PYTHON_TYPES: dict[ArgumentType, Any] = {
+    ArgumentType.STRING: str,
+    ArgumentType.INTEGER: int,
+    ArgumentType.NUMBER: float,
+    ArgumentType.BOOLEAN: bool,
+}
+
+
+def model_name(definition: PromptDefinition) -> str:
+    """The schema name of a prompt's argument model, e.g. ``ContextStackArguments``."""
+    return "".join(part.capitalize() for part in definition.name.split("_")) + "Arguments"
+
+
+def _annotation(argument: PromptArgument) -> Any:
+    if argument.type is ArgumentType.ENUM:
+        return Literal[argument.choices]
+    return _PYTHON_TYPES[argument.type]
+
+
+def _field(argument: PromptArgument) -> tuple[Any, Any]:
+    annotation = _annotation(argument)
+    constraints: dict[str, Any] = {"description": argument.description}
+    if argument.type is ArgumentType.STRING:
+        constraints["max_length"] = argument.effective_max_length
+    if argument.minimum is not None:
+        constraints["ge"] = argument.minimum
+    if argument.maximum is not None:
+        constraints["le"] = argument.maximum
+    if argument.required:
+        return annotation, Field(..., **constraints)
+    if argument.default is not None:
+        return annotation, Field(argument.default, **constraints)
+    return annotation | None, Field(None, **constraints)
+
+
+def build_argument_model(definition: PromptDefinition) -> type[BaseModel]:
+    """Generate the argument model of ``definition``, with its example attached."""
+    fields: dict[str, Any] = {a.name: _field(a) for a in definition.arguments}
+    example: dict[str, Any] = definition.example_arguments
+    config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title=model_name(definition),
+        json_schema_extra={"examples": [example]},
+    )
+    return create_model(
+        model_name(definition),
+        __config__=config,
+        __doc__=f"Arguments of the {definition.name!r} prompt.",
+        **fields,
+    )
+
+
+def to_field_errors(error: ValidationError) -> tuple[FieldError, ...]:
+    """Translate pydantic errors into domain field errors, one per failed argument."""
+    return tuple(
+        FieldError(
+            field=".".join(str(part) for part in item["loc"]) or "arguments",
+            message=item["msg"],
+            type=item["type"],
+        )
+        for item in error.errors(include_url=False)
+    )
+
+
+def validate_arguments(
+    prompt: str, model: type[BaseModel], raw: Mapping[str, object]
+) -> dict[str, Scalar | None]:
+    """Validate ``raw`` with ``model``; every declared argument is present in the result."""
+    try:
+        validated = model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidArguments(prompt, to_field_errors(exc)) from None
+    return validated.model_dump()

@@ -1,0 +1,117 @@
+"""Loads prompt files (built-in and an operator's directory) into a ``PromptCatalog``."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from domain.errors import CatalogError, InvalidArguments, PromptRenderError
+from infrastructure.catalog.arguments import build_argument_model
+from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
+from infrastructure.catalog.schema import PromptFile
+from infrastructure.catalog.templates import compile_template, template_environment
+
+BUILTIN_DIR = Path(__file__).with_name("builtin")
+PROMPT_SUFFIXES = (".yaml", ".yml")
+MAX_FILE_BYTES = 1_048_576
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_document(path: Path) -> object:
+    source = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise CatalogError(f"file is larger than {MAX_FILE_BYTES} bytes", source=source)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CatalogError("file is not valid UTF-8", source=source) from None
+    except OSError as exc:
+        raise CatalogError(f"cannot read file: {exc.strerror}", source=source) from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 — a safe loader, C or pure Python
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CatalogError(f"invalid YAML{where}: {problem}", source=source) from None
+
+
+def _parse(path: Path, document: object) -> PromptFile:
+    source = str(path)
+    if not isinstance(document, dict):
+        raise CatalogError("a prompt file must be a YAML mapping", source=source)
+    name = document.get("name")
+    prompt = name if isinstance(name, str) else None
+    try:
+        return PromptFile.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CatalogError(
+            f"{first['msg']}{more}", source=source, prompt=prompt, field=field
+        ) from None
+
+
+def load_entry(path: Path) -> CatalogEntry:
+    """Load and fully check one prompt file."""
+    parsed = _parse(path, _read_document(path))
+    try:
+        definition = parsed.to_domain()
+        env = template_environment()
+        allowed = frozenset(a.name for a in definition.arguments)
+        templates = tuple(
+            compile_template(env, m.template, allowed=allowed, field=f"messages[{i}].content")
+            for i, m in enumerate(definition.messages)
+        )
+        entry = CatalogEntry(
+            definition=definition,
+            templates=templates,
+            argument_model=build_argument_model(definition),
+            source=str(path),
+        )
+        _check_values(entry)
+    except CatalogError as exc:
+        raise exc.located(source=str(path), prompt=parsed.name) from None
+    return entry
+
+
+def _check_values(entry: CatalogEntry) -> None:
+    """Defaults and the example must pass the argument model, and the example must render."""
+    for argument in entry.definition.arguments:
+        if argument.default is None:
+            continue
+        try:
+            entry.validate({**entry.definition.example_arguments, argument.name: argument.default})
+        except InvalidArguments as exc:
+            raise CatalogError(
+                exc.errors[0].message, field=f"arguments.{argument.name}.default"
+            ) from None
+    try:
+        entry.render(entry.definition.example_arguments)
+    except InvalidArguments as exc:
+        error = exc.errors[0]
+        raise CatalogError(error.message, field=f"example.{error.field}") from None
+    except PromptRenderError as exc:
+        raise CatalogError(f"the example does not render: {exc.reason}", field="messages") from None
+
+
+def prompt_files(directory: Path) -> list[Path]:
+    """The prompt files of ``directory``, sorted by name."""
+    if not directory.is_dir():
+        raise CatalogError(
+            "prompts directory does not exist or is not a directory", source=str(directory)
+        )
+    return sorted(p for p in directory.iterdir() if p.suffix in PROMPT_SUFFIXES and p.is_file())
+
+
+def load_catalog(
+    extra_dir: Path | None = None, *, builtin_dir: Path = BUILTIN_DIR
+) -> PromptCatalog:
+    """Built-in prompts plus an operator's directory; any problem raises ``CatalogError``."""
+    paths = prompt_files(builtin_dir)
+    if extra_dir is not None:
+        paths += prompt_files(extra_dir)
+    return PromptCatalog(load_entry(path) for path in paths)
