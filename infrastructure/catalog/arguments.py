@@ -32,6 +32,8 @@ def _field(argument: PromptArgument) -> tuple[Any, Any]:
     constraints: dict[str, Any] = {"description": argument.description}
     if argument.type is ArgumentType.STRING:
         constraints["max_length"] = argument.effective_max_length
+    if argument.type is ArgumentType.NUMBER:
+        constraints["allow_inf_nan"] = False
     if argument.minimum is not None:
         constraints["ge"] = argument.minimum
     if argument.maximum is not None:

@@ -1,0 +1,5 @@
+"""``python -m app`` runs the ``ctxfy`` command."""
+
+from app.cli import main
+
+main()

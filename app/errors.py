@@ -1,0 +1,114 @@
+"""One JSON error body for every REST failure, and the handlers that produce it."""
+
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import FieldError, InvalidArguments, PromptNotFound, PromptRenderError
+
+logger = structlog.get_logger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    """One field that failed validation."""
+
+    field: str = Field(description="Dotted path of the argument or body field.")
+    message: str
+    type: str = Field(description="Machine-readable reason, e.g. `missing`, `string_too_long`.")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx response has this shape."""
+
+    error: str = Field(description="Machine-readable error code.", examples=["prompt_not_found"])
+    message: str = Field(description="What went wrong, for people.")
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+def error_response(
+    status: int,
+    error: str,
+    message: str,
+    details: Iterable[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON error response; the only place REST error bodies are built."""
+    body = ErrorBody(
+        error=error,
+        message=message,
+        details=[ErrorDetail(field=d.field, message=d.message, type=d.type) for d in details],
+    )
+    return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
+
+
+def _request_field_errors(exc: RequestValidationError) -> tuple[FieldError, ...]:
+    errors: list[FieldError] = []
+    for item in exc.errors():
+        loc = [str(part) for part in item.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        errors.append(
+            FieldError(
+                field=".".join(loc) or "body",
+                message=str(item.get("msg", "invalid")),
+                type=str(item.get("type", "invalid")),
+            )
+        )
+    return tuple(errors)
+
+
+def _code_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every failure through ``error_response``."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else _code_for(exc.status_code)
+        return error_response(
+            exc.status_code, _code_for(exc.status_code), message, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            422, "validation_error", "The request is not valid.", _request_field_errors(exc)
+        )
+
+    @app.exception_handler(InvalidArguments)
+    async def invalid_arguments(_: Request, exc: InvalidArguments) -> JSONResponse:
+        return error_response(422, "validation_error", str(exc), exc.errors)
+
+    @app.exception_handler(PromptNotFound)
+    async def prompt_not_found(_: Request, exc: PromptNotFound) -> JSONResponse:
+        return error_response(404, "prompt_not_found", str(exc))
+
+    @app.exception_handler(PromptRenderError)
+    async def prompt_render_failed(_: Request, exc: PromptRenderError) -> JSONResponse:
+        logger.warning("prompt_render_failed", prompt=exc.prompt, reason=exc.reason)
+        return error_response(
+            422, "prompt_render_failed", "The prompt could not be rendered with these arguments."
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled_error", exc_info=exc)
+        return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No prompt of that name."},
+    422: {"model": ErrorBody, "description": "Arguments or body failed validation."},
+}

@@ -1,0 +1,137 @@
+"""Health endpoints for probes and people: liveness, readiness, detailed status."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from app.deps import State
+from app.state import AppState
+from domain.health import CheckResult, CheckStatus, HealthStatus, OverallStatus, assess
+
+TAG = "health"
+
+
+class CheckOut(BaseModel):
+    """One health check's result."""
+
+    name: str
+    status: CheckStatus
+    critical: bool
+    latency_ms: float
+    detail: str
+
+
+class HealthOut(BaseModel):
+    """The detailed health report."""
+
+    status: OverallStatus
+    version: str
+    uptime_seconds: float
+    timestamp: datetime
+    checks: list[CheckOut]
+
+
+class LiveOut(BaseModel):
+    """Liveness answer: the process and its event loop respond."""
+
+    status: Literal["alive"] = "alive"
+
+
+class ReadyOut(BaseModel):
+    """Readiness answer, with the checks behind it."""
+
+    status: Literal["ready", "not_ready"]
+    checks: list[CheckOut] = Field(default_factory=list)
+
+
+def _timed(name: str, probe: Callable[[], tuple[bool, str]]) -> CheckResult:
+    started = perf_counter()
+    passed, detail = probe()
+    return CheckResult(
+        name=name,
+        status=CheckStatus.OK if passed else CheckStatus.FAIL,
+        latency_ms=round((perf_counter() - started) * 1000, 3),
+        detail=detail,
+    )
+
+
+def run_checks(state: AppState) -> tuple[CheckResult, ...]:
+    """Check every part the service needs to serve requests."""
+
+    def lifecycle() -> tuple[bool, str]:
+        return state.ready, "started" if state.ready else "starting or shutting down"
+
+    def catalog() -> tuple[bool, str]:
+        count = len(state.catalog)
+        return count > 0, f"{count} prompts loaded"
+
+    def mcp_transport() -> tuple[bool, str]:
+        running = state.mcp_transport_running()
+        return running, "session manager running" if running else "session manager stopped"
+
+    return (
+        _timed("lifecycle", lifecycle),
+        _timed("catalog", catalog),
+        _timed("mcp_transport", mcp_transport),
+    )
+
+
+def _check_out(check: CheckResult) -> CheckOut:
+    return CheckOut(
+        name=check.name,
+        status=check.status,
+        critical=check.critical,
+        latency_ms=check.latency_ms,
+        detail=check.detail,
+    )
+
+
+def health_report(state: AppState) -> HealthStatus:
+    """The detailed health of ``state`` right now."""
+    return assess(
+        run_checks(state),
+        version=state.version,
+        started_at=state.started_at,
+        now=datetime.now(UTC),
+    )
+
+
+def build_router() -> APIRouter:
+    """Health routes; they need no credentials."""
+    router = APIRouter(prefix="/health", tags=[TAG])
+    unavailable: dict[int | str, dict[str, Any]] = {
+        503: {"description": "Not ready, or unhealthy."}
+    }
+
+    @router.get("/live", operation_id="health_live", summary="Liveness probe")
+    async def live() -> LiveOut:
+        return LiveOut()
+
+    @router.get(
+        "/ready", operation_id="health_ready", summary="Readiness probe", responses=unavailable
+    )
+    async def ready(state: State, response: Response) -> ReadyOut:
+        checks = run_checks(state)
+        passed = all(c.status is CheckStatus.OK for c in checks if c.critical)
+        response.status_code = 200 if passed else 503
+        return ReadyOut(
+            status="ready" if passed else "not_ready", checks=[_check_out(c) for c in checks]
+        )
+
+    @router.get("", operation_id="health", summary="Detailed health", responses=unavailable)
+    async def health(state: State, response: Response) -> HealthOut:
+        report = health_report(state)
+        response.status_code = 200 if report.is_serving else 503
+        return HealthOut(
+            status=report.status,
+            version=report.version,
+            uptime_seconds=round(report.uptime_seconds, 3),
+            timestamp=report.timestamp,
+            checks=[_check_out(c) for c in report.checks],
+        )
+
+    return router

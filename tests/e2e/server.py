@@ -1,0 +1,109 @@
+"""A real ``ctxfy serve`` process on 127.0.0.1 for end-to-end tests."""
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+STARTUP_LINE = "Application startup complete"
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    """A started server: where it listens and everything it has logged so far."""
+
+    process: subprocess.Popen[str]
+    port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        """The server's root URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        """The MCP endpoint, as a client is told it."""
+        return f"{self.base_url}/mcp"
+
+
+def _pump(stream: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> None:
+    assert stream.stdout is not None
+    for line in stream.stdout:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+@contextmanager
+def running_server(env: Mapping[str, str] | None = None) -> Iterator[RunningServer]:
+    """Start ``python -m app serve`` and wait (bounded) for its startup line; stop it by PID."""
+    port = free_port()
+    process_env = {
+        **os.environ,
+        "CTXFY_HOST": "127.0.0.1",
+        "CTXFY_PORT": str(port),
+        "CTXFY_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"],
+        env=process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = RunningServer(process=process, port=port)
+    lines: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(process, lines), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"server did not start in {STARTUP_TIMEOUT}s:\n" + "\n".join(server.lines)
+                )
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError("server exited during start-up:\n" + "\n".join(server.lines))
+            server.lines.append(line)
+            if STARTUP_LINE in line:
+                break
+        drainer = threading.Thread(target=_drain, args=(lines, server.lines), daemon=True)
+        drainer.start()
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+        reader.join(timeout=STOP_TIMEOUT)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _drain(lines: "queue.Queue[str | None]", sink: list[str]) -> None:
+    while (line := lines.get()) is not None:
+        sink.append(line)

@@ -1,0 +1,181 @@
+"""Real MCP clients against a real uvicorn process, in both transport modes."""
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+from mcp import ClientSession, McpError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import INVALID_PARAMS, TextContent
+
+from infrastructure.catalog.loader import load_catalog
+from tests.e2e.server import RunningServer
+
+pytestmark = pytest.mark.anyio
+
+CATALOG = load_catalog()
+EXAMPLE = CATALOG.get("context_stack").definition.example_arguments
+TIMEOUT = 30
+
+
+def wire_arguments(values: Mapping[str, object]) -> dict[str, str]:
+    """Prompt arguments as MCP sends them: every value a string."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+
+
+def expected_text(name: str, values: Mapping[str, object]) -> str:
+    """What the catalog itself renders, for comparing with what a client received."""
+    return CATALOG.get(name).render(values).messages[0].text
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_fastmcp_client_lists_and_renders_every_prompt(server: RunningServer) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with Client(StreamableHttpTransport(server.mcp_url)) as client:
+            listed = await client.list_prompts()
+            assert [p.name for p in listed] == [e.name for e in CATALOG]
+            for entry in CATALOG:
+                example = entry.definition.example_arguments
+                result = await client.get_prompt(entry.name, wire_arguments(example))
+                content = result.messages[0].content
+                assert isinstance(content, TextContent)
+                assert content.text == expected_text(entry.name, example)
+
+
+async def test_fastmcp_client_gets_invalid_params_naming_the_argument(
+    server: RunningServer,
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with Client(StreamableHttpTransport(server.mcp_url)) as client:
+            with pytest.raises(McpError) as raised:
+                await client.get_prompt("context_stack", {"task": "only the task"})
+    assert raised.value.error.code == INVALID_PARAMS
+    assert "domain" in raised.value.error.message
+
+
+async def test_official_sdk_client_initializes_lists_and_renders(server: RunningServer) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            streamable_http_client(server.mcp_url) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            initialized = await session.initialize()
+            assert initialized.serverInfo.name == "ctxfy"
+            listed = await session.list_prompts()
+            by_name = {p.name: p for p in listed.prompts}
+            assert set(by_name) == {e.name for e in CATALOG}
+            required = {a.name for a in by_name["context_stack"].arguments or [] if a.required}
+            assert required == {"task", "domain"}
+            result = await session.get_prompt("context_stack", wire_arguments(EXAMPLE))
+            content = result.messages[0].content
+            assert isinstance(content, TextContent)
+            assert content.text == expected_text("context_stack", EXAMPLE)
+            with pytest.raises(McpError) as raised:
+                await session.get_prompt("no_such_prompt", {})
+            assert raised.value.error.code == INVALID_PARAMS
+
+
+def run_inspector(
+    cli: list[str], server: RunningServer, *args: str
+) -> subprocess.CompletedProcess[str]:
+    node_bin = str(Path(cli[0]).parent)
+    env = {**os.environ, "PATH": f"{node_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        [*cli, server.mcp_url, "--transport", "http", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+    )
+
+
+def json_document(output: str) -> dict[str, object]:
+    """The JSON the Inspector printed, after any banner lines."""
+    document: dict[str, object] = json.loads(output[output.index("{") :])
+    return document
+
+
+def test_inspector_cli_lists_prompts(inspector_cli: list[str], server: RunningServer) -> None:
+    completed = run_inspector(inspector_cli, server, "--method", "prompts/list")
+    assert completed.returncode == 0, completed.stderr
+    prompts = json_document(completed.stdout)["prompts"]
+    assert isinstance(prompts, list)
+    assert [p["name"] for p in prompts] == [e.name for e in CATALOG]
+
+
+def test_inspector_cli_renders_a_prompt(inspector_cli: list[str], server: RunningServer) -> None:
+    pairs = [f"{k}={v}" for k, v in wire_arguments(EXAMPLE).items()]
+    completed = run_inspector(
+        inspector_cli,
+        server,
+        "--method",
+        "prompts/get",
+        "--prompt-name",
+        "context_stack",
+        "--prompt-args",
+        *pairs,
+    )
+    assert completed.returncode == 0, completed.stderr
+    messages = json_document(completed.stdout)["messages"]
+    assert isinstance(messages, list)
+    assert messages[0]["content"]["text"] == expected_text("context_stack", EXAMPLE)
+
+
+def test_inspector_cli_reports_a_missing_argument(
+    inspector_cli: list[str], server: RunningServer
+) -> None:
+    completed = run_inspector(
+        inspector_cli,
+        server,
+        "--method",
+        "prompts/get",
+        "--prompt-name",
+        "context_stack",
+        "--prompt-args",
+        "task=only the task",
+    )
+    assert completed.returncode != 0
+    output = completed.stdout + completed.stderr
+    assert "-32602" in output
+    assert "domain" in output
+
+
+def test_plain_post_to_mcp_initializes_without_redirect(server: RunningServer) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "curl", "version": "8"},
+        },
+    }
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http:
+        for path in ("/mcp", "/mcp/"):
+            response = http.post(server.base_url + path, json=initialize, headers={"accept": "*/*"})
+            assert response.status_code == 200, response.text
+            assert '"serverInfo"' in response.text
+
+
+def test_rest_preview_matches_mcp_over_real_http(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        response = http.post("/v1/prompts/context_stack/preview", json=EXAMPLE)
+        ready = http.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["messages"][0]["content"]["text"] == expected_text(
+        "context_stack", EXAMPLE
+    )
+    assert ready.status_code == 200
