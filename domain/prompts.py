@@ -36,6 +36,19 @@ def _fail(message: str, field_name: str) -> CatalogError:
     return CatalogError(message, field=field_name)
 
 
+def fits_type(argument_type: "ArgumentType", value: Scalar) -> bool:
+    """Whether ``value`` is already of the declared type (no coercion: ``"3"`` is no integer)."""
+    match argument_type:
+        case ArgumentType.STRING | ArgumentType.ENUM:
+            return isinstance(value, str)
+        case ArgumentType.BOOLEAN:
+            return isinstance(value, bool)
+        case ArgumentType.INTEGER:
+            return isinstance(value, int) and not isinstance(value, bool)
+        case ArgumentType.NUMBER:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PromptArgument:
     """One typed argument of a prompt.
@@ -65,6 +78,11 @@ class PromptArgument:
             raise _fail("description must not be empty", f"{where}.description")
         if self.required and self.default is not None:
             raise _fail("a required argument cannot have a default", f"{where}.default")
+        if self.default is not None and not fits_type(self.type, self.default):
+            raise _fail(
+                f"default must be of type {self.type.value}, not {self.default!r}",
+                f"{where}.default",
+            )
         if self.type is ArgumentType.ENUM:
             if not self.choices:
                 raise _fail("an enum argument needs at least one choice", f"{where}.choices")
@@ -162,6 +180,13 @@ class PromptDefinition:
         unknown = sorted({key for key, _ in self.example} - set(names))
         if unknown:
             raise _fail(f"example names unknown arguments: {', '.join(unknown)}", "example")
+        for key, value in self.example:
+            declared = self.argument(key)
+            if declared is not None and not fits_type(declared.type, value):
+                raise _fail(
+                    f"example value must be of type {declared.type.value}, not {value!r}",
+                    f"example.{key}",
+                )
         missing = sorted(
             a.name for a in self.arguments if a.required and a.name not in dict(self.example)
         )

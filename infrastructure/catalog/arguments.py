@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from domain.errors import FieldError, InvalidArguments
+from domain.errors import CatalogError, FieldError, InvalidArguments
 from domain.prompts import ArgumentType, PromptArgument, PromptDefinition, Scalar
 
 _PYTHON_TYPES: dict[ArgumentType, Any] = {
@@ -46,7 +46,17 @@ def _field(argument: PromptArgument) -> tuple[Any, Any]:
 
 
 def build_argument_model(definition: PromptDefinition) -> type[BaseModel]:
-    """Generate the argument model of ``definition``, with its example attached."""
+    """Generate the argument model of ``definition``, with its example attached.
+
+    Raises:
+        CatalogError: an argument's name would shadow an attribute of pydantic's models.
+    """
+    for argument in definition.arguments:
+        if hasattr(BaseModel, argument.name):
+            raise CatalogError(
+                f"argument name {argument.name!r} is reserved (it names a model attribute)",
+                field=f"arguments.{argument.name}",
+            )
     fields: dict[str, Any] = {a.name: _field(a) for a in definition.arguments}
     example: dict[str, Any] = definition.example_arguments
     config = ConfigDict(

@@ -17,6 +17,8 @@ PROMPT_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 1_048_576
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The names pydantic appends to an error's path for each member of a scalar union.
+_UNION_MEMBERS = frozenset({"str", "bool", "int", "float"})
 
 
 def _read_document(path: Path) -> object:
@@ -47,12 +49,27 @@ def _parse(path: Path, document: object) -> PromptFile:
     try:
         return PromptFile.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise CatalogError(
-            f"{first['msg']}{more}", source=source, prompt=prompt, field=field
-        ) from None
+        raise _first_error(exc).located(source=source, prompt=prompt) from None
+
+
+def _first_error(exc: ValidationError) -> CatalogError:
+    """The first problem, at the path written in the file.
+
+    For a value that may take several types pydantic reports one error per type, with the
+    type's name appended to the path; those are folded into one message.
+    """
+    errors = exc.errors(include_url=False)
+    path = [str(part) for part in errors[0]["loc"] if part not in _UNION_MEMBERS]
+    same_place = [
+        e for e in errors if [str(p) for p in e["loc"] if p not in _UNION_MEMBERS] == path
+    ]
+    if len(same_place) > 1:
+        message = "must be a single string, integer, number or boolean value"
+    else:
+        message = errors[0]["msg"]
+    rest = exc.error_count() - len(same_place)
+    more = f" (and {rest} more)" if rest else ""
+    return CatalogError(f"{message}{more}", field=".".join(path))
 
 
 def load_entry(path: Path) -> CatalogEntry:
