@@ -27,8 +27,13 @@ DEFAULT_OPENAPI = Path("openapi/openapi.json")
 def _settings(**overrides: object) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except (ValidationError, ValueError) as exc:
-        typer.echo(f"ctxfy: invalid settings: {exc}", err=True)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors(include_url=False)
+        )
+        typer.echo(f"ctxfy: invalid settings: {problems}", err=True)
         raise typer.Exit(2) from None
 
 
