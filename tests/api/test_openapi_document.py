@@ -22,6 +22,7 @@ def test_the_openapi_command_writes_the_served_document(tmp_path: Path) -> None:
     output = tmp_path / "spec" / "openapi.json"
     result = CliRunner().invoke(cli, ["openapi", "--output", str(output)], env={})
     assert result.exit_code == 0, result.output
-    assert json.loads(output.read_text(encoding="utf-8")) == create_app(
-        Settings(_env_file=None)
-    ).openapi()
+    assert (
+        json.loads(output.read_text(encoding="utf-8"))
+        == create_app(Settings(_env_file=None)).openapi()
+    )
