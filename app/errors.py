@@ -52,7 +52,9 @@ def _request_field_errors(exc: RequestValidationError) -> tuple[FieldError, ...]
     errors: list[FieldError] = []
     for item in exc.errors():
         loc = [str(part) for part in item.get("loc", ())]
-        if loc and loc[0] in ("body", "query", "path", "header"):
+        if item.get("type") == "json_invalid":
+            loc = loc[:1]  # the rest is a character offset, not a field
+        elif loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
         errors.append(
             FieldError(
@@ -108,7 +110,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "An unexpected error occurred.")
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No prompt of that name."},
+}
+INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Arguments or body failed validation."},
 }

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
 from app.deps import Catalog
-from app.errors import ERROR_RESPONSES
+from app.errors import INVALID, NOT_FOUND
 from domain.errors import PromptNotFound
 from domain.prompts import PromptArgument, PromptDefinition, RenderedPrompt, Scalar
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
@@ -152,14 +152,16 @@ def _preview_endpoint(
 
 def build_router(catalog: PromptCatalog) -> APIRouter:
     """Prompt routes for ``catalog``; each prompt gets a documented preview operation."""
-    router = APIRouter(prefix="/v1/prompts", tags=[TAG], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix="/v1/prompts", tags=[TAG])
 
     @router.get("", operation_id="list_prompts", summary="List prompts")
     async def list_prompts(catalog: Catalog) -> PromptList:
         prompts = [PromptSummary(**_summary_fields(e.definition)) for e in catalog]
         return PromptList(prompts=prompts, count=len(prompts))
 
-    @router.get("/{name}", operation_id="get_prompt", summary="Describe a prompt")
+    @router.get(
+        "/{name}", operation_id="get_prompt", summary="Describe a prompt", responses=NOT_FOUND
+    )
     async def get_prompt(name: str, catalog: Catalog) -> PromptDetail:
         entry = catalog.get(name)
         return PromptDetail(
@@ -179,6 +181,7 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             description=f"{definition.description}\n\nRenders the prompt's messages "
             "without calling any LLM; the result equals MCP `prompts/get`.",
             response_model=PreviewResponse,
+            responses=INVALID,
         )
 
     @router.post("/{name}/preview", include_in_schema=False)

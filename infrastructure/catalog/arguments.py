@@ -32,6 +32,8 @@ def _field(argument: PromptArgument) -> tuple[Any, Any]:
     constraints: dict[str, Any] = {"description": argument.description}
     if argument.type is ArgumentType.STRING:
         constraints["max_length"] = argument.effective_max_length
+        if argument.required:
+            constraints["min_length"] = 1
     if argument.type is ArgumentType.NUMBER:
         constraints["allow_inf_nan"] = False
     if argument.minimum is not None:
@@ -62,6 +64,9 @@ def build_argument_model(definition: PromptDefinition) -> type[BaseModel]:
     config = ConfigDict(
         extra="forbid",
         frozen=True,
+        # JSON bodies must carry the declared types (REST, OpenAPI); MCP's all-string
+        # arguments are coerced by validating with strict=False in validate_arguments.
+        strict=True,
         title=model_name(definition),
         json_schema_extra={"examples": [example]},
     )
@@ -88,9 +93,12 @@ def to_field_errors(error: ValidationError) -> tuple[FieldError, ...]:
 def validate_arguments(
     prompt: str, model: type[BaseModel], raw: Mapping[str, object]
 ) -> dict[str, Scalar | None]:
-    """Validate ``raw`` with ``model``; every declared argument is present in the result."""
+    """Validate ``raw``, coercing strings to declared types as MCP's arguments need.
+
+    Every declared argument is present in the result, defaults filled in.
+    """
     try:
-        validated = model.model_validate(raw)
+        validated = model.model_validate(raw, strict=False)
     except ValidationError as exc:
         raise InvalidArguments(prompt, to_field_errors(exc)) from None
     return validated.model_dump()

@@ -157,3 +157,10 @@ def test_the_schema_carries_each_argument_constraint(entry: CatalogEntry) -> Non
 def test_the_schema_example_is_the_prompt_example(entry: CatalogEntry) -> None:
     assert schema_of(entry)["examples"] == [entry.definition.example_arguments]
     assert schema_of(entry)["examples"] == [{"topic": "tea", "ratio": 0.5}]
+
+
+def test_a_required_string_argument_may_not_be_empty(tmp_path: Path) -> None:
+    entry = load_prompt(tmp_path, prompt())
+    with pytest.raises(InvalidArguments) as caught:
+        entry.validate({"who": ""})
+    assert [(e.field, e.type) for e in caught.value.errors] == [("who", "string_too_short")]

@@ -34,7 +34,7 @@ def test_template_syntax_in_an_argument_is_rendered_literally(
     assert framed.render({"who": value}).messages[0].text == f"<<{value}>>"
 
 
-@given(value=st.text(max_size=300))
+@given(value=st.text(min_size=1, max_size=300))
 def test_any_string_a_user_sends_is_rendered_verbatim(framed: CatalogEntry, value: str) -> None:
     assert framed.render({"who": value}).messages[0].text == f"<<{value}>>"
 

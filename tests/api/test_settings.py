@@ -1,0 +1,166 @@
+"""Settings as the app sees them: environment variables, an extra prompts directory, safety."""
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp.types import TextContent
+from pydantic import ValidationError
+
+from app.main import create_app
+from app.settings import Settings
+from domain.errors import CatalogError
+from infrastructure.catalog.loader import BUILTIN_DIR
+from tests.api.harness import mcp_over_http, serving
+
+pytestmark = pytest.mark.anyio
+
+EXTRA_PROMPT = """\
+name: api_test_release_note
+title: Release Note
+description: Writes a short release note for one change.
+version: 1.0.0
+tags: [testing]
+arguments:
+  - name: change
+    description: The change being released.
+    required: true
+    max_length: 200
+  - name: audience
+    type: enum
+    description: Who reads the note.
+    choices: [users, operators]
+    default: users
+example:
+  change: Exports now include archived projects.
+  audience: operators
+messages:
+  - role: user
+    content: "Write a release note for {{ audience }} about: {{ change }}"
+"""
+
+
+@pytest.fixture
+def prompts_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "prompts"
+    directory.mkdir()
+    (directory / "release_note.yaml").write_text(EXTRA_PROMPT, encoding="utf-8")
+    return directory
+
+
+async def test_a_prompts_dir_from_the_environment_adds_its_prompt_to_rest_and_mcp(
+    monkeypatch: pytest.MonkeyPatch, prompts_dir: Path
+) -> None:
+    monkeypatch.setenv("CTXFY_PROMPTS_DIR", str(prompts_dir))
+    app = create_app(Settings())
+
+    async with serving(app) as client:
+        listed = (await client.get("/v1/prompts")).json()["prompts"]
+        preview = await client.post(
+            "/v1/prompts/api_test_release_note/preview", json={"change": "Faster exports."}
+        )
+        with anyio.fail_after(10):
+            async with mcp_over_http(app) as mcp:
+                over_mcp = {p.name for p in await mcp.list_prompts()}
+                result = await mcp.get_prompt(
+                    "api_test_release_note", {"change": "Faster exports."}
+                )
+
+    assert "api_test_release_note" in [p["name"] for p in listed]
+    assert "context_stack" in [p["name"] for p in listed]
+    assert preview.status_code == 200
+    text = "Write a release note for users about: Faster exports."
+    assert preview.json()["messages"][0]["content"]["text"] == text
+    assert "api_test_release_note" in over_mcp
+    (message,) = result.messages
+    assert isinstance(message.content, TextContent)
+    assert message.content.text == text
+
+
+async def test_an_extra_prompt_gets_its_own_preview_operation(prompts_dir: Path) -> None:
+    app = create_app(Settings(prompts_dir=prompts_dir))
+
+    async with serving(app) as client:
+        openapi = (await client.get("/openapi.json")).json()
+
+    operation = openapi["paths"]["/v1/prompts/api_test_release_note/preview"]["post"]
+    assert operation["operationId"] == "preview_api_test_release_note"
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ApiTestReleaseNoteArguments"
+    }
+
+
+def test_a_prompt_reusing_a_builtin_name_is_refused_naming_both_files(tmp_path: Path) -> None:
+    clash = tmp_path / "my_context_stack.yaml"
+    clash.write_text(
+        EXTRA_PROMPT.replace("name: api_test_release_note", "name: context_stack"),
+        encoding="utf-8",
+    )
+
+    with pytest.raises(CatalogError) as caught:
+        create_app(Settings(prompts_dir=tmp_path))
+
+    message = str(caught.value)
+    assert str(clash) in message
+    assert str(BUILTIN_DIR / "context_stack.yaml") in message
+    assert "context_stack" in message
+
+
+def test_a_missing_prompts_dir_is_refused_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+
+    with pytest.raises(CatalogError, match="not a directory") as caught:
+        create_app(Settings(prompts_dir=missing))
+
+    assert str(missing) in str(caught.value)
+
+
+def test_debug_is_refused_in_prod() -> None:
+    with pytest.raises(ValidationError, match="CTXFY_DEBUG=true is refused when CTXFY_ENV=prod"):
+        Settings(env="prod", debug=True)
+
+
+def test_debug_is_refused_in_prod_when_set_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CTXFY_ENV", "prod")
+    monkeypatch.setenv("CTXFY_DEBUG", "true")
+
+    with pytest.raises(ValidationError, match="debug mode returns tracebacks"):
+        Settings()
+
+
+def test_settings_read_ctxfy_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in {
+        "CTXFY_ENV": "staging",
+        "CTXFY_PORT": "9001",
+        "CTXFY_MCP_STATELESS": "true",
+        "CTXFY_DOCS_ENABLED": "false",
+        "CTXFY_LOG_LEVEL": "DEBUG",
+        "CTXFY_PROMPTS_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    settings = Settings()
+
+    assert settings.env == "staging"
+    assert settings.port == 9001
+    assert settings.mcp_stateless is True
+    assert settings.docs_enabled is False
+    assert settings.log_level == "DEBUG"
+    assert settings.prompts_dir == tmp_path
+
+
+def test_explicit_arguments_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTXFY_PORT", "9001")
+
+    assert Settings(port=8123).port == 8123
+
+
+def test_an_invalid_environment_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTXFY_PORT", "70000")
+
+    with pytest.raises(ValidationError, match="port"):
+        Settings()
