@@ -27,7 +27,7 @@ serve: $(UV)
 
 test: $(UV) $(NODE_STAMP)
 	$(UV) run --frozen pytest --cov --cov-report=term
-	$(UV) run --frozen coverage report --include='domain/*' --fail-under=95 --skip-covered=false
+	$(UV) run --frozen coverage report --include='domain/*' --fail-under=95 --no-skip-covered
 
 lint: $(UV)
 	$(UV) run --frozen ruff check .
