@@ -1,4 +1,4 @@
-"""Pure ASGI middleware (no ``BaseHTTPMiddleware``: it costs throughput on every request)."""
+"""Pure ASGI middleware: the HTTP-middleware base class costs throughput on every request."""
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
