@@ -1,0 +1,50 @@
+"""Ports: the protocols adapters implement. Each has real adapters and an honest fake."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from domain.keys import ApiKeyInfo
+
+
+class KeyStoreUnavailable(Exception):
+    """The key store cannot be reached or answered with an error."""
+
+
+class KeyStore(Protocol):
+    """Where API keys are kept (the seeds' ``AuthRepositoryPort``).
+
+    Adapters: ``SqlKeyStore`` over SQLite (default) or PostgreSQL. Every method raises
+    ``KeyStoreUnavailable`` when the database cannot be used.
+    """
+
+    async def start(self) -> None:
+        """Connect, and create or migrate the schema to the current version."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Prove the store answers a trivial query (readiness)."""
+
+    async def add(self, info: ApiKeyInfo) -> None:
+        """Store a new key; its key id must be new."""
+
+    async def get(self, key_id: str) -> ApiKeyInfo | None:
+        """The key with ``key_id``, or ``None``."""
+
+    async def list(self, *, user_id: str | None = None) -> Sequence[ApiKeyInfo]:
+        """Every key (of one user, if given), newest first."""
+
+    async def revoke(self, key_id: str, at: datetime) -> ApiKeyInfo | None:
+        """Mark a key revoked at ``at`` (idempotent); ``None`` if there is no such key."""
+
+    async def rotate(self, old_key_id: str, new: ApiKeyInfo, old_expires_at: datetime) -> None:
+        """In one transaction: add ``new``, and make the old key expire at ``old_expires_at``
+        and point to ``new`` as its replacement."""
+
+    async def update_hash(self, key_id: str, api_key_hash: str) -> None:
+        """Replace a key's hash (re-hashing with new parameters)."""
+
+    async def record_usage(self, last_used: Mapping[str, datetime]) -> None:
+        """Set ``last_used_at`` for many keys at once (written off the request path)."""
