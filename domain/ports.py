@@ -11,6 +11,14 @@ class KeyStoreUnavailable(Exception):
     """The key store cannot be reached or answered with an error."""
 
 
+class DuplicateKeyId(Exception):
+    """A key with this key id is already stored."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"a key with id {key_id} is already stored")
+        self.key_id = key_id
+
+
 class KeyStore(Protocol):
     """Where API keys are kept (the seeds' ``AuthRepositoryPort``).
 
@@ -28,7 +36,7 @@ class KeyStore(Protocol):
         """Prove the store answers a trivial query (readiness)."""
 
     async def add(self, info: ApiKeyInfo) -> None:
-        """Store a new key; its key id must be new."""
+        """Store a new key; raises ``DuplicateKeyId`` if its key id is taken."""
 
     async def get(self, key_id: str) -> ApiKeyInfo | None:
         """The key with ``key_id``, or ``None``."""
