@@ -1,15 +1,29 @@
 """The ``ctxfy`` command: serve the application, export its OpenAPI document, check prompts."""
 
 import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 import typer
 import uvicorn
 from pydantic import ValidationError
 
+from app.composition import build_key_parts
+from app.keys import KeyService
 from app.settings import Settings
 from domain.errors import CatalogError
+from domain.keys import (
+    USER_ID_PATTERN,
+    KeyLifecycleError,
+    KeyNotFound,
+    Scope,
+    ScopeNotGrantable,
+)
+from domain.ports import KeyStoreUnavailable
 from infrastructure.catalog.loader import load_catalog
 
 cli = typer.Typer(
@@ -20,6 +34,11 @@ cli = typer.Typer(
 )
 prompts_cli = typer.Typer(help="Work with the prompt catalog.", no_args_is_help=True)
 cli.add_typer(prompts_cli, name="prompts")
+keys_cli = typer.Typer(
+    help="Manage API keys in the configured key store (CTXFY_DATABASE_URL).",
+    no_args_is_help=True,
+)
+cli.add_typer(keys_cli, name="keys")
 
 DEFAULT_OPENAPI = Path("openapi/openapi.json")
 
@@ -100,6 +119,103 @@ def prompts_check(
     settings = _settings()
     count = _check_catalog(directory or settings.prompts_dir)
     typer.echo(f"ok: {count} prompts")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m`` or ``45s`` as a time span."""
+    match = re.fullmatch(r"(\d{1,6})([dhms])", text.strip())
+    if match is None:
+        raise typer.BadParameter("use a number and a unit: 90d, 12h, 30m or 45s")
+    amount, unit = int(match[1]), match[2]
+    return timedelta(**{_UNITS[unit]: amount})
+
+
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _run_keys[T](operation: Callable[[KeyService], Awaitable[T]]) -> T:
+    """Run one key operation against the configured store, with plain errors."""
+    settings = _settings()
+
+    async def run() -> T:
+        parts = build_key_parts(settings)
+        await parts.store.start()
+        try:
+            return await operation(parts.keys)
+        finally:
+            await parts.store.close()
+
+    try:
+        return anyio.run(run)
+    except KeyStoreUnavailable as exc:
+        typer.echo(f"ctxfy: key store unavailable: {exc}", err=True)
+        raise typer.Exit(3) from None
+    except (KeyNotFound, KeyLifecycleError, ScopeNotGrantable) as exc:
+        typer.echo(f"ctxfy: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@keys_cli.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option("--user", help="Who the key belongs to.")],
+    scope: Annotated[Scope, typer.Option("--scope", help="read, write or admin.")],
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "",
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Lifetime, e.g. 90d (default: settings).")
+    ] = None,
+) -> None:
+    """Create a key and print it once, alone on stdout, so scripts can capture it."""
+    lifetime = parse_duration(expires_in) if expires_in else None
+    if not USER_ID_PATTERN.fullmatch(user):
+        raise typer.BadParameter("1-128 characters of A-Z a-z 0-9 . _ @ : + -", param_hint="--user")
+    issued = _run_keys(
+        lambda keys: keys.create(user_id=user, scope=scope, name=name, lifetime=lifetime)
+    )
+    typer.echo(
+        f"created key {issued.info.key_id} ({scope.value}) for {user}, "
+        f"expires {issued.info.expires_at:%Y-%m-%d %H:%M} UTC; it is shown only now",
+        err=True,
+    )
+    typer.echo(issued.plaintext)
+
+
+@keys_cli.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's keys.")] = None,
+) -> None:
+    """List keys, newest first; secrets are never shown."""
+    infos = _run_keys(lambda keys: keys.list(user_id=user))
+    now = datetime.now(UTC)
+    typer.echo(
+        f"{'KEY ID':<17}{'USER':<24}{'SCOPE':<7}{'STATUS':<9}{'EXPIRES':<17}{'LAST USED':<17}NAME"
+    )
+    for info in infos:
+        last = f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never"
+        typer.echo(
+            f"{info.key_id:<17}{info.user_id[:23]:<24}{info.scope.value:<7}"
+            f"{info.status(now).value:<9}{info.expires_at:%Y-%m-%d %H:%M}  {last:<17}{info.name}"
+        )
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id.")]) -> None:
+    """Revoke a key now (other processes stop accepting it within the auth cache TTL)."""
+    info = _run_keys(lambda keys: keys.revoke(key_id))
+    typer.echo(f"revoked {info.key_id} at {info.revoked_at:%Y-%m-%d %H:%M:%S} UTC", err=True)
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key to replace.")],
+    grace: Annotated[
+        str, typer.Option("--grace", help="How long the old key keeps working, e.g. 1h.")
+    ] = "0s",
+) -> None:
+    """Issue a replacement key, printed once on stdout; the old one ends after the grace."""
+    period = parse_duration(grace)
+    issued = _run_keys(lambda keys: keys.rotate(key_id, grace=period))
+    typer.echo(f"rotated {key_id} -> {issued.info.key_id}; the new key is shown only now", err=True)
+    typer.echo(issued.plaintext)
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.auth.scopes import require_scope
 from app.state import AppState
+from domain.keys import Principal, Scope
 from infrastructure.catalog.catalog import PromptCatalog
 
 
@@ -21,3 +23,7 @@ def get_catalog(request: Request) -> PromptCatalog:
 
 State = Annotated[AppState, Depends(get_state)]
 Catalog = Annotated[PromptCatalog, Depends(get_catalog)]
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.WRITE))]
+Admin = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

@@ -11,7 +11,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.auth.identity import (
+    UNAUTHORIZED_MESSAGE,
+    InsufficientScope,
+    NotAuthenticated,
+    unauthorized,
+)
 from domain.errors import FieldError, InvalidArguments, PromptNotFound, PromptRenderError
+from domain.keys import KeyLifecycleError, KeyNotFound, ScopeNotGrantable
+from domain.ports import KeyStoreUnavailable
 
 logger = structlog.get_logger(__name__)
 
@@ -102,6 +110,42 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning("prompt_render_failed", prompt=exc.prompt, reason=exc.reason)
         return error_response(
             422, "prompt_render_failed", "The prompt could not be rendered with these arguments."
+        )
+
+    @app.exception_handler(InsufficientScope)
+    async def insufficient_scope(_: Request, exc: InsufficientScope) -> JSONResponse:
+        return error_response(
+            403, "insufficient_scope", str(exc), headers={"WWW-Authenticate": exc.challenge}
+        )
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(_: Request, exc: NotAuthenticated) -> JSONResponse:
+        status, headers = unauthorized(sent_credential=False)
+        return error_response(status, "unauthorized", UNAUTHORIZED_MESSAGE, headers=headers)
+
+    @app.exception_handler(KeyNotFound)
+    async def key_not_found(_: Request, exc: KeyNotFound) -> JSONResponse:
+        return error_response(404, "key_not_found", str(exc))
+
+    @app.exception_handler(KeyLifecycleError)
+    async def key_lifecycle(_: Request, exc: KeyLifecycleError) -> JSONResponse:
+        return error_response(422, "key_lifecycle_error", str(exc))
+
+    @app.exception_handler(ScopeNotGrantable)
+    async def scope_not_grantable(_: Request, exc: ScopeNotGrantable) -> JSONResponse:
+        challenge = InsufficientScope(exc.scope).challenge
+        return error_response(
+            403, "insufficient_scope", str(exc), headers={"WWW-Authenticate": challenge}
+        )
+
+    @app.exception_handler(KeyStoreUnavailable)
+    async def key_store_unavailable(_: Request, exc: KeyStoreUnavailable) -> JSONResponse:
+        logger.error("key_store_unavailable", error=type(exc).__name__)
+        return error_response(
+            503,
+            "key_store_unavailable",
+            "The key store cannot be reached; try again shortly.",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

@@ -4,16 +4,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio
+import structlog
 from fastapi import FastAPI
 
 from app.asgi import McpPathMiddleware
+from app.auth.middleware import AuthMiddleware
+from app.composition import build_key_parts
 from app.errors import install_error_handlers
 from app.mcp_server import build_mcp_server
-from app.rest import health, prompts
+from app.rest import health, keys, prompts
 from app.settings import Settings
 from app.state import AppState
+from domain.ports import KeyStoreUnavailable
 from infrastructure.catalog.loader import load_catalog
 from infrastructure.logging import configure_logging
+
+logger = structlog.get_logger(__name__)
 
 DESCRIPTION = """\
 Ctxfy serves a library of context-engineering prompts — Context Stacks, Product
@@ -47,20 +54,35 @@ def create_app(settings: Settings) -> FastAPI:
         stateless_http=settings.mcp_stateless,
         json_response=settings.mcp_stateless,
     )
+    parts = build_key_parts(settings)
     state = AppState(
-        settings=settings, version=app_version, catalog=catalog, mcp=mcp, mcp_app=mcp_app
+        settings=settings,
+        version=app_version,
+        catalog=catalog,
+        mcp=mcp,
+        mcp_app=mcp_app,
+        key_store=parts.store,
+        authenticator=parts.authenticator,
+        keys=parts.keys,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The MCP app's lifespan runs its session manager; without it every MCP request
-        # fails with "Task group is not initialized".
-        async with mcp_app.lifespan(app):
-            state.ready = True
-            try:
-                yield
-            finally:
-                state.ready = False
+        await state.key_store.start()
+        try:
+            # The MCP app's lifespan runs its session manager; without it every MCP
+            # request fails with "Task group is not initialized".
+            async with mcp_app.lifespan(app), anyio.create_task_group() as tasks:
+                tasks.start_soon(_flush_usage_every, state, settings.usage_flush_seconds)
+                state.ready = True
+                try:
+                    yield
+                finally:
+                    state.ready = False
+                    tasks.cancel_scope.cancel()
+        finally:
+            await flush_usage(state)
+            await state.key_store.close()
 
     docs = settings.docs_enabled
     app = FastAPI(
@@ -78,9 +100,30 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.build_router())
     app.include_router(prompts.build_router(catalog))
+    app.include_router(keys.build_router())
     app.mount("/mcp", mcp_app)
+    app.add_middleware(AuthMiddleware, authenticator=state.authenticator)
     app.add_middleware(McpPathMiddleware)
     return app
+
+
+async def flush_usage(state: AppState) -> None:
+    """Write the last-use times gathered since the previous flush, in one batch."""
+    usage = state.authenticator.drain_usage()
+    if not usage:
+        return
+    try:
+        await state.key_store.record_usage(usage)
+    except KeyStoreUnavailable:
+        logger.warning("key_usage_not_recorded", keys=len(usage))
+        # Keep them for the next flush; newer uses recorded meanwhile win.
+        state.authenticator.last_used = usage | state.authenticator.last_used
+
+
+async def _flush_usage_every(state: AppState, seconds: float) -> None:
+    while True:
+        await anyio.sleep(seconds)
+        await flush_usage(state)
 
 
 def create_app_from_env() -> FastAPI:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 type Environment = Literal["dev", "staging", "prod"]
@@ -41,15 +41,58 @@ class Settings(BaseSettings):
         None, description="A directory of extra prompt files, loaded after the built-ins."
     )
 
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///ctxfy.db"),
+        description="Key store: sqlite:///path (default, created on start) or postgresql://…",
+    )
+    auth_cache_ttl_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="How long a verified key is trusted without asking the store; a key "
+        "revoked in another process stops working within this time.",
+    )
+    auth_cache_size: int = Field(10_000, ge=1, le=1_000_000)
+    auth_max_failures: int = Field(
+        10, ge=1, description="Failed verifications per key id before it is throttled."
+    )
+    auth_failure_window_seconds: float = Field(60.0, gt=0)
+    key_default_lifetime_days: int = Field(90, ge=1)
+    key_max_lifetime_days: int = Field(365, ge=1)
+    argon2_time_cost: int = Field(2, ge=1, le=10)
+    argon2_memory_cost_kib: int = Field(19_456, ge=1024, le=1_048_576)
+    argon2_parallelism: int = Field(1, ge=1, le=16)
+    usage_flush_seconds: float = Field(
+        60.0, gt=0, description="How often last-used times are written to the key store."
+    )
+
     docs_enabled: bool = True
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: SecretStr) -> SecretStr:
+        if not url.get_secret_value().startswith(("sqlite:///", "postgresql://")):
+            raise ValueError("CTXFY_DATABASE_URL must start with sqlite:/// or postgresql://")
+        return url
+
     @model_validator(mode="after")
     def _refuse_unsafe_in_prod(self) -> Self:
-        if self.env == "prod" and self.debug:
+        if self.key_default_lifetime_days > self.key_max_lifetime_days:
+            raise UnsafeSettings(
+                "CTXFY_KEY_DEFAULT_LIFETIME_DAYS must not exceed CTXFY_KEY_MAX_LIFETIME_DAYS"
+            )
+        if self.env != "prod":
+            return self
+        if self.debug:
             raise UnsafeSettings(
                 "CTXFY_DEBUG=true is refused when CTXFY_ENV=prod: debug mode "
                 "returns tracebacks to clients"
+            )
+        if self.argon2_time_cost < 2 or self.argon2_memory_cost_kib < 19_456:
+            raise UnsafeSettings(
+                "argon2 parameters below OWASP's minimum (time cost 2, memory 19456 KiB) "
+                "are refused when CTXFY_ENV=prod"
             )
         return self

@@ -7,7 +7,10 @@ from fastmcp import FastMCP
 from fastmcp.server.http import StarletteWithLifespan, StreamableHTTPASGIApp
 from starlette.routing import Route
 
+from app.auth.authenticator import Authenticator
+from app.keys import KeyService
 from app.settings import Settings
+from domain.ports import KeyStore
 from infrastructure.catalog.catalog import PromptCatalog
 
 
@@ -20,6 +23,9 @@ class AppState:
     catalog: PromptCatalog
     mcp: FastMCP
     mcp_app: StarletteWithLifespan
+    key_store: KeyStore
+    authenticator: Authenticator
+    keys: KeyService
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ready: bool = False
 

@@ -37,6 +37,22 @@ class KeyLifecycleError(CtxfyError):
     """A key operation is not allowed in the key's current state."""
 
 
+class KeyNotFound(CtxfyError):
+    """No key has that id."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"No key with id {key_id!r}")
+        self.key_id = key_id
+
+
+class ScopeNotGrantable(CtxfyError):
+    """A key tried to create a key broader than itself."""
+
+    def __init__(self, scope: "Scope") -> None:
+        super().__init__(f"A key cannot create a key with a broader scope ({scope.value!r})")
+        self.scope = scope
+
+
 class Scope(StrEnum):
     """What a key may do; each scope includes the ones below it."""
 
@@ -52,6 +68,10 @@ class Scope(StrEnum):
     def includes(self, needed: "Scope") -> bool:
         """Whether a key with this scope may do what ``needed`` allows."""
         return self.rank >= needed.rank
+
+    def granted(self) -> tuple["Scope", ...]:
+        """Every scope this one includes, itself last (``write`` → read, write)."""
+        return tuple(scope for scope in Scope if self.includes(scope))
 
 
 _RANKS = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
@@ -138,7 +158,7 @@ class ApiKeyInfo:
             raise ValueError("key id must be 16 lowercase hex digits")
         if not self.api_key_hash:
             raise ValueError("a stored key needs its hash")
-        if not USER_ID_PATTERN.match(self.user_id):
+        if not USER_ID_PATTERN.fullmatch(self.user_id):
             raise ValueError("user id must be 1-128 characters of A-Z a-z 0-9 . _ @ : + -")
         if len(self.name) > NAME_MAX_LENGTH:
             raise ValueError(f"name must be at most {NAME_MAX_LENGTH} characters")

@@ -1,18 +1,21 @@
 """Health endpoints for probes and people: liveness, readiness, detailed status."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from app.deps import State
 from app.state import AppState
 from domain.health import CheckResult, CheckStatus, HealthStatus, OverallStatus, assess
+from domain.ports import KeyStoreUnavailable
 
 TAG = "health"
+KEY_STORE_TIMEOUT = 2.0
 
 
 class CheckOut(BaseModel):
@@ -48,9 +51,9 @@ class ReadyOut(BaseModel):
     checks: list[CheckOut] = Field(default_factory=list)
 
 
-def _timed(name: str, probe: Callable[[], tuple[bool, str]]) -> CheckResult:
+async def _timed(name: str, probe: Callable[[], Awaitable[tuple[bool, str]]]) -> CheckResult:
     started = perf_counter()
-    passed, detail = probe()
+    passed, detail = await probe()
     return CheckResult(
         name=name,
         status=CheckStatus.OK if passed else CheckStatus.FAIL,
@@ -59,24 +62,33 @@ def _timed(name: str, probe: Callable[[], tuple[bool, str]]) -> CheckResult:
     )
 
 
-def run_checks(state: AppState) -> tuple[CheckResult, ...]:
+async def run_checks(state: AppState) -> tuple[CheckResult, ...]:
     """Check every part the service needs to serve requests."""
 
-    def lifecycle() -> tuple[bool, str]:
+    async def lifecycle() -> tuple[bool, str]:
         return state.ready, "started" if state.ready else "starting or shutting down"
 
-    def catalog() -> tuple[bool, str]:
+    async def catalog() -> tuple[bool, str]:
         count = len(state.catalog)
         return count > 0, f"{count} prompts loaded"
 
-    def mcp_transport() -> tuple[bool, str]:
+    async def mcp_transport() -> tuple[bool, str]:
         running = state.mcp_transport_running()
         return running, "session manager running" if running else "session manager stopped"
 
+    async def key_store() -> tuple[bool, str]:
+        try:
+            with anyio.fail_after(KEY_STORE_TIMEOUT):
+                await state.key_store.ping()
+        except (KeyStoreUnavailable, TimeoutError) as exc:
+            return False, f"unavailable: {type(exc).__name__}"
+        return True, "answering"
+
     return (
-        _timed("lifecycle", lifecycle),
-        _timed("catalog", catalog),
-        _timed("mcp_transport", mcp_transport),
+        await _timed("lifecycle", lifecycle),
+        await _timed("catalog", catalog),
+        await _timed("mcp_transport", mcp_transport),
+        await _timed("key_store", key_store),
     )
 
 
@@ -90,10 +102,10 @@ def _check_out(check: CheckResult) -> CheckOut:
     )
 
 
-def health_report(state: AppState) -> HealthStatus:
+async def health_report(state: AppState) -> HealthStatus:
     """The detailed health of ``state`` right now."""
     return assess(
-        run_checks(state),
+        await run_checks(state),
         version=state.version,
         started_at=state.started_at,
         now=datetime.now(UTC),
@@ -115,7 +127,7 @@ def build_router() -> APIRouter:
         "/ready", operation_id="health_ready", summary="Readiness probe", responses=unavailable
     )
     async def ready(state: State, response: Response) -> ReadyOut:
-        checks = run_checks(state)
+        checks = await run_checks(state)
         passed = all(c.status is CheckStatus.OK for c in checks if c.critical)
         response.status_code = 200 if passed else 503
         return ReadyOut(
@@ -124,7 +136,7 @@ def build_router() -> APIRouter:
 
     @router.get("", operation_id="health", summary="Detailed health", responses=unavailable)
     async def health(state: State, response: Response) -> HealthOut:
-        report = health_report(state)
+        report = await health_report(state)
         response.status_code = 200 if report.is_serving else 503
         return HealthOut(
             status=report.status,

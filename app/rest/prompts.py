@@ -4,12 +4,14 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
 
+from app.auth.scopes import require_scope
 from app.deps import Catalog
 from app.errors import INVALID, NOT_FOUND
 from domain.errors import PromptNotFound
+from domain.keys import Scope
 from domain.prompts import PromptArgument, PromptDefinition, RenderedPrompt, Scalar
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 
@@ -152,7 +154,9 @@ def _preview_endpoint(
 
 def build_router(catalog: PromptCatalog) -> APIRouter:
     """Prompt routes for ``catalog``; each prompt gets a documented preview operation."""
-    router = APIRouter(prefix="/v1/prompts", tags=[TAG])
+    router = APIRouter(
+        prefix="/v1/prompts", tags=[TAG], dependencies=[Depends(require_scope(Scope.READ))]
+    )
 
     @router.get("", operation_id="list_prompts", summary="List prompts")
     async def list_prompts(catalog: Catalog) -> PromptList:

@@ -32,7 +32,11 @@ def _hermetic_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Settings see neither the developer's ``CTXFY_`` variables nor a ``.env`` file."""
     for name in [n for n in os.environ if n.startswith("CTXFY_")]:
         monkeypatch.delenv(name)
+    # The key store defaults to ./ctxfy.db, so each test gets its own database here;
+    # cheap argon2 keeps first-use verification fast (production costs are tested too).
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CTXFY_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("CTXFY_ARGON2_MEMORY_COST_KIB", "1024")
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 
+from app.state import AppState
+from domain.keys import Scope
 from domain.prompts import Scalar
 from infrastructure.catalog.catalog import PromptCatalog
 
@@ -26,17 +28,40 @@ def asgi_client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL)
 
 
+def state_of(app: FastAPI) -> AppState:
+    """The application's state (key service, authenticator, store, …)."""
+    state: AppState = app.state.ctxfy
+    return state
+
+
+async def issue_key(app: FastAPI, scope: Scope = Scope.READ, user_id: str = "tester") -> str:
+    """A new key of ``scope`` from the app's own key service; its lifespan must run."""
+    issued = await state_of(app).keys.create(user_id=user_id, scope=scope, name="test")
+    return issued.plaintext
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header MCP clients send."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for ``app`` while its lifespan, and so the MCP session manager, runs."""
+async def serving(
+    app: FastAPI, scope: Scope | None = Scope.READ
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for ``app`` while its lifespan runs, sending a new key of ``scope``
+    (none when ``scope`` is ``None``)."""
     async with app.router.lifespan_context(app), asgi_client(app) as client:
+        if scope is not None:
+            client.headers.update(bearer(await issue_key(app, scope)))
         yield client
 
 
-def mcp_over_http(app: FastAPI, path: str = "/mcp") -> Client[StreamableHttpTransport]:
-    """An MCP client speaking streamable HTTP to ``app`` at ``path``, through ASGI.
-
-    The app's lifespan must be running (see ``serving``).
+def mcp_over_http(
+    app: FastAPI, path: str = "/mcp", key: str | None = None
+) -> Client[StreamableHttpTransport]:
+    """An MCP client speaking streamable HTTP to ``app`` at ``path``, through ASGI,
+    presenting ``key`` as a bearer token. The app's lifespan must be running.
     """
 
     def http_client(
@@ -54,7 +79,12 @@ def mcp_over_http(app: FastAPI, path: str = "/mcp") -> Client[StreamableHttpTran
             auth=auth,
         )
 
-    return Client(StreamableHttpTransport(url=BASE_URL + path, httpx_client_factory=http_client))
+    transport = StreamableHttpTransport(
+        url=BASE_URL + path,
+        headers=bearer(key) if key else None,
+        httpx_client_factory=http_client,
+    )
+    return Client(transport)
 
 
 def on_the_wire(arguments: dict[str, Scalar]) -> dict[str, str]:

@@ -64,3 +64,12 @@ def test_serve_refuses_an_out_of_range_port() -> None:
     result = runner.invoke(cli, ["serve", "--port", "70000"])
     assert result.exit_code == 2
     assert "port" in result.output
+
+
+def test_serve_refuses_an_unknown_database_url_without_echoing_it() -> None:
+    result = runner.invoke(
+        cli, ["serve"], env={"CTXFY_DATABASE_URL": "mysql://root:hunter2@db/keys"}
+    )
+    assert result.exit_code == 2
+    assert "must start with sqlite:/// or postgresql://" in result.output
+    assert "hunter2" not in result.output

@@ -8,7 +8,7 @@ from tests.api.harness import asgi_client, serving
 
 pytestmark = pytest.mark.anyio
 
-CHECKS = {"lifecycle", "catalog", "mcp_transport"}
+CHECKS = {"lifecycle", "catalog", "mcp_transport", "key_store"}
 
 
 def check_statuses(body: dict[str, object]) -> dict[str, str]:
@@ -65,7 +65,12 @@ async def test_outside_the_lifespan_health_fails_naming_the_failing_checks(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == status
-    assert check_statuses(body) == {"lifecycle": "fail", "catalog": "ok", "mcp_transport": "fail"}
+    assert check_statuses(body) == {
+        "lifecycle": "fail",
+        "catalog": "ok",
+        "mcp_transport": "fail",
+        "key_store": "fail",
+    }
 
 
 async def test_readiness_fails_again_once_the_lifespan_has_ended(app: FastAPI) -> None:

@@ -11,7 +11,7 @@ from mcp.types import INVALID_PARAMS, TextContent
 
 from app.main import create_app
 from app.settings import Settings
-from tests.api.harness import catalog_of, mcp_over_http
+from tests.api.harness import catalog_of, issue_key, mcp_over_http
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +69,7 @@ async def test_an_mcp_client_lists_and_renders_prompts_over_http(
     preview = await client.post("/v1/prompts/context_stack/preview", json=arguments)
 
     with anyio.fail_after(10):
-        async with mcp_over_http(app, path) as mcp:
+        async with mcp_over_http(app, path, key=await issue_key(app)) as mcp:
             listed = await mcp.list_prompts()
             result = await mcp.get_prompt("context_stack", arguments)
 
@@ -87,7 +87,7 @@ async def test_invalid_arguments_over_http_are_invalid_params_naming_them(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     with anyio.fail_after(10):
-        async with mcp_over_http(app) as mcp:
+        async with mcp_over_http(app, key=await issue_key(app)) as mcp:
             with pytest.raises(McpError) as caught:
                 await mcp.get_prompt("context_stack", {"task": "Rotate the signing keys."})
 

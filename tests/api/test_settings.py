@@ -11,7 +11,7 @@ from app.main import create_app
 from app.settings import Settings
 from domain.errors import CatalogError
 from infrastructure.catalog.loader import BUILTIN_DIR
-from tests.api.harness import mcp_over_http, serving
+from tests.api.harness import issue_key, mcp_over_http, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +60,7 @@ async def test_a_prompts_dir_from_the_environment_adds_its_prompt_to_rest_and_mc
             "/v1/prompts/api_test_release_note/preview", json={"change": "Faster exports."}
         )
         with anyio.fail_after(10):
-            async with mcp_over_http(app) as mcp:
+            async with mcp_over_http(app, key=await issue_key(app)) as mcp:
                 over_mcp = {p.name for p in await mcp.list_prompts()}
                 result = await mcp.get_prompt(
                     "api_test_release_note", {"change": "Faster exports."}

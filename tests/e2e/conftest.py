@@ -17,10 +17,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", params=["stateful", "stateless"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
-    """A real server in each MCP transport mode."""
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A real server in each MCP transport mode, each with its own key store."""
     stateless = "true" if request.param == "stateless" else "false"
-    with running_server({"CTXFY_MCP_STATELESS": stateless}) as started:
+    database_dir = tmp_path_factory.mktemp(f"keys-{request.param}")
+    with running_server(database_dir, {"CTXFY_MCP_STATELESS": stateless}) as started:
         yield started
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 STARTUP_LINE = "Application startup complete"
 STARTUP_TIMEOUT = 30.0
@@ -26,10 +27,12 @@ def free_port() -> int:
 
 @dataclass
 class RunningServer:
-    """A started server: where it listens and everything it has logged so far."""
+    """A started server: where it listens, a read key for it, and what it has logged."""
 
     process: subprocess.Popen[str]
     port: int
+    key: str
+    env: dict[str, str]
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -50,17 +53,37 @@ def _pump(stream: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> 
     lines.put(None)
 
 
+def ctxfy(env: Mapping[str, str], *args: str) -> str:
+    """Run the ``ctxfy`` command (as ``python -m app``) and return its stdout."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"ctxfy {' '.join(args)} failed:\n{completed.stderr}")
+    return completed.stdout
+
+
 @contextmanager
-def running_server(env: Mapping[str, str] | None = None) -> Iterator[RunningServer]:
-    """Start ``python -m app serve`` and wait (bounded) for its startup line; stop it by PID."""
+def running_server(
+    database_dir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Start ``python -m app serve`` on its own key store with a read key made by the CLI,
+    wait (bounded) for its startup line, and stop it by PID."""
     port = free_port()
     process_env = {
         **os.environ,
         "CTXFY_HOST": "127.0.0.1",
         "CTXFY_PORT": str(port),
         "CTXFY_LOG_FORMAT": "json",
+        "CTXFY_DATABASE_URL": f"sqlite:///{database_dir / 'keys.db'}",
         **(env or {}),
     }
+    key = ctxfy(process_env, "keys", "create", "--user", "e2e", "--scope", "read").strip()
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"],
         env=process_env,
@@ -68,7 +91,7 @@ def running_server(env: Mapping[str, str] | None = None) -> Iterator[RunningServ
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = RunningServer(process=process, port=port)
+    server = RunningServer(process=process, port=port, key=key, env=process_env)
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(process, lines), daemon=True)
     reader.start()

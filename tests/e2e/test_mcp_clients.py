@@ -25,6 +25,11 @@ EXAMPLE = CATALOG.get("context_stack").definition.example_arguments
 TIMEOUT = 30
 
 
+def bearer(key: str) -> dict[str, str]:
+    """The header MCP clients send."""
+    return {"Authorization": f"Bearer {key}"}
+
+
 def wire_arguments(values: Mapping[str, object]) -> dict[str, str]:
     """Prompt arguments as MCP sends them: every value a string."""
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
@@ -42,7 +47,7 @@ def anyio_backend() -> str:
 
 async def test_fastmcp_client_lists_and_renders_every_prompt(server: RunningServer) -> None:
     with anyio.fail_after(TIMEOUT):
-        async with Client(StreamableHttpTransport(server.mcp_url)) as client:
+        async with Client(StreamableHttpTransport(server.mcp_url, auth=server.key)) as client:
             listed = await client.list_prompts()
             assert [p.name for p in listed] == [e.name for e in CATALOG]
             for entry in CATALOG:
@@ -57,7 +62,7 @@ async def test_fastmcp_client_gets_invalid_params_naming_the_argument(
     server: RunningServer,
 ) -> None:
     with anyio.fail_after(TIMEOUT):
-        async with Client(StreamableHttpTransport(server.mcp_url)) as client:
+        async with Client(StreamableHttpTransport(server.mcp_url, auth=server.key)) as client:
             with pytest.raises(McpError) as raised:
                 await client.get_prompt("context_stack", {"task": "only the task"})
     assert raised.value.error.code == INVALID_PARAMS
@@ -67,7 +72,8 @@ async def test_fastmcp_client_gets_invalid_params_naming_the_argument(
 async def test_official_sdk_client_initializes_lists_and_renders(server: RunningServer) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (
-            streamable_http_client(server.mcp_url) as (read, write, _),
+            httpx.AsyncClient(headers=bearer(server.key), timeout=TIMEOUT) as http,
+            streamable_http_client(server.mcp_url, http_client=http) as (read, write, _),
             ClientSession(read, write) as session,
         ):
             initialized = await session.initialize()
@@ -92,7 +98,15 @@ def run_inspector(
     node_bin = str(Path(cli[0]).parent)
     env = {**os.environ, "PATH": f"{node_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(
-        [*cli, server.mcp_url, "--transport", "http", *args],
+        [
+            *cli,
+            server.mcp_url,
+            "--transport",
+            "http",
+            "--header",
+            f"Authorization: Bearer {server.key}",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -165,14 +179,20 @@ def test_plain_post_to_mcp_initializes_without_redirect(server: RunningServer) -
     }
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http:
         for path in ("/mcp", "/mcp/"):
-            response = http.post(server.base_url + path, json=initialize, headers={"accept": "*/*"})
+            response = http.post(
+                server.base_url + path,
+                json=initialize,
+                headers={"accept": "*/*", **bearer(server.key)},
+            )
             assert response.status_code == 200, response.text
             assert '"serverInfo"' in response.text
 
 
 def test_rest_preview_matches_mcp_over_real_http(server: RunningServer) -> None:
     with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
-        response = http.post("/v1/prompts/context_stack/preview", json=EXAMPLE)
+        response = http.post(
+            "/v1/prompts/context_stack/preview", json=EXAMPLE, headers=bearer(server.key)
+        )
         ready = http.get("/health/ready")
     assert response.status_code == 200
     assert response.json()["messages"][0]["content"]["text"] == expected_text(

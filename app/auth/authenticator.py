@@ -1,0 +1,211 @@
+"""Authenticates presented API keys: argon2 once per key, then a bounded in-process cache.
+
+Steady-state cost is one SHA-256 and a dict lookup. A malformed key or an unknown key id
+never reaches argon2; failed verifications per key id are throttled, and argon2 runs off
+the event loop with bounded concurrency.
+"""
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from time import monotonic
+
+import anyio
+import anyio.to_thread
+
+from domain.keys import KeyStatus, MalformedKey, Principal, parse_key
+from domain.ports import KeyStore, KeyStoreUnavailable
+from infrastructure.hashing import Argon2KeyHasher
+
+
+class FailureReason(StrEnum):
+    """Why authentication failed; never shown to clients, only logged and counted."""
+
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown"
+    WRONG_SECRET = "wrong_secret"  # noqa: S105 — a reason label, not a secret
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    THROTTLED = "throttled"
+
+
+class AuthenticationFailed(Exception):
+    """The presented credential does not identify an active key."""
+
+    def __init__(self, reason: FailureReason, key_id: str | None = None) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+        self.key_id = key_id
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """Limits of the authenticator; every one is explicit."""
+
+    cache_ttl_seconds: float = 60.0
+    cache_size: int = 10_000
+    max_failures: int = 10
+    failure_window_seconds: float = 60.0
+    max_concurrent_verifications: int = 2
+
+
+@dataclass(slots=True)
+class _Cached:
+    principal: Principal
+    valid_until: float  # monotonic
+
+
+class _FailureLimiter:
+    """Counts failed verifications per key id in a fixed window."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._failures: dict[str, tuple[float, int]] = {}
+
+    def blocked(self, key_id: str) -> bool:
+        started, count = self._failures.get(key_id, (0.0, 0))
+        if self._clock() - started >= self._window:
+            self._failures.pop(key_id, None)
+            return False
+        return count >= self._limit
+
+    def record(self, key_id: str) -> None:
+        now = self._clock()
+        started, count = self._failures.get(key_id, (now, 0))
+        if now - started >= self._window:
+            started, count = now, 0
+        self._failures[key_id] = (started, count + 1)
+        if len(self._failures) > 100_000:  # bound memory under a spray of key ids
+            oldest = min(self._failures, key=lambda k: self._failures[k][0])
+            del self._failures[oldest]
+
+
+class Authenticator:
+    """Turns a presented key into a ``Principal`` or raises ``AuthenticationFailed``.
+
+    Raises ``KeyStoreUnavailable`` when a key is not cached and the store cannot answer.
+    """
+
+    def __init__(
+        self,
+        store: KeyStore,
+        hasher: Argon2KeyHasher,
+        policy: AuthPolicy = AuthPolicy(),
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._policy = policy
+        self._now = now
+        self._clock = clock
+        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
+        self._failures = _FailureLimiter(policy.max_failures, policy.failure_window_seconds, clock)
+        self._verifying = anyio.Semaphore(policy.max_concurrent_verifications)
+        self._in_flight: dict[bytes, anyio.Event] = {}
+        # Full-key fingerprints already verified against a stored hash: such a key needs no
+        # argon2 and is never throttled, so failures sprayed at a public key id cannot lock
+        # its holder out. Bounded like the cache, but kept past the cache TTL.
+        self._verified: OrderedDict[bytes, str] = OrderedDict()
+        self.last_used: dict[str, datetime] = {}
+        self.verifications = 0
+
+    async def authenticate(self, presented: str, client: str | None = None) -> Principal:
+        """The principal of an active key; ``client`` (its address) scopes the throttle."""
+        fingerprint = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        while True:
+            cached = self._cache_get(fingerprint)
+            if cached is not None:
+                self.last_used[cached.key_id] = self._now()
+                return cached
+            waiting = self._in_flight.get(fingerprint)
+            if waiting is None:
+                break
+            await waiting.wait()  # another request is verifying the same key
+        done = self._in_flight[fingerprint] = anyio.Event()
+        try:
+            principal = await self._verify(presented, fingerprint, client or "")
+        finally:
+            del self._in_flight[fingerprint]
+            done.set()
+        self.last_used[principal.key_id] = self._now()
+        return principal
+
+    def forget(self, key_id: str) -> None:
+        """Drop every cached entry of ``key_id`` (revocation, rotation)."""
+        for fingerprint in [f for f, c in self._cache.items() if c.principal.key_id == key_id]:
+            del self._cache[fingerprint]
+
+    def drain_usage(self) -> dict[str, datetime]:
+        """Last-use times recorded since the previous call, for one batched write."""
+        usage, self.last_used = self.last_used, {}
+        return usage
+
+    def _cache_get(self, fingerprint: bytes) -> Principal | None:
+        cached = self._cache.get(fingerprint)
+        if cached is None:
+            return None
+        if self._clock() >= cached.valid_until:
+            del self._cache[fingerprint]
+            return None
+        return cached.principal
+
+    async def _verify(self, presented: str, fingerprint: bytes, client: str) -> Principal:
+        try:
+            key = parse_key(presented)
+        except MalformedKey:
+            raise AuthenticationFailed(FailureReason.MALFORMED) from None
+        info = await self._store.get(key.key_id)
+        if info is None:
+            raise AuthenticationFailed(FailureReason.UNKNOWN, key.key_id)
+        now = self._now()
+        status = info.status(now)
+        if status is not KeyStatus.ACTIVE:
+            # Checked before argon2 so retries of a dead key cost no CPU; the client sees
+            # the same generic 401 either way.
+            reason = FailureReason.REVOKED if status is KeyStatus.REVOKED else FailureReason.EXPIRED
+            raise AuthenticationFailed(reason, key.key_id)
+        if self._verified.get(fingerprint) != info.api_key_hash:
+            throttle = f"{key.key_id}|{client}"
+            if self._failures.blocked(throttle):
+                raise AuthenticationFailed(FailureReason.THROTTLED, key.key_id)
+            async with self._verifying:
+                self.verifications += 1
+                matches = await anyio.to_thread.run_sync(
+                    self._hasher.verify, info.api_key_hash, key.secret
+                )
+            if not matches:
+                self._failures.record(throttle)
+                raise AuthenticationFailed(FailureReason.WRONG_SECRET, key.key_id)
+            self._remember(self._verified, fingerprint, info.api_key_hash)
+        if self._hasher.needs_rehash(info.api_key_hash):
+            await self._rehash(key.key_id, key.secret, fingerprint)
+        principal = Principal(key_id=info.key_id, user_id=info.user_id, scope=info.scope)
+        lifetime = min(self._policy.cache_ttl_seconds, (info.expires_at - now).total_seconds())
+        self._cache_put(fingerprint, _Cached(principal, self._clock() + lifetime))
+        return principal
+
+    async def _rehash(self, key_id: str, secret: str, fingerprint: bytes) -> None:
+        async with self._verifying:
+            rehashed = await anyio.to_thread.run_sync(self._hasher.hash, secret)
+        # If the store is down the old hash still verifies; the next first use tries again.
+        with contextlib.suppress(KeyStoreUnavailable):
+            await self._store.update_hash(key_id, rehashed)
+            self._remember(self._verified, fingerprint, rehashed)
+
+    def _cache_put(self, fingerprint: bytes, entry: _Cached) -> None:
+        self._remember(self._cache, fingerprint, entry)
+
+    def _remember[V](self, table: OrderedDict[bytes, V], fingerprint: bytes, value: V) -> None:
+        table[fingerprint] = value
+        table.move_to_end(fingerprint)
+        while len(table) > self._policy.cache_size:
+            table.popitem(last=False)

@@ -1,0 +1,131 @@
+"""Authenticates every non-public request once, for REST and MCP alike (pure ASGI)."""
+
+from functools import lru_cache
+
+import structlog
+from fastmcp.server.auth import AccessToken
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from starlette.authentication import AuthCredentials
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.auth.authenticator import AuthenticationFailed, Authenticator, FailureReason
+from app.auth.identity import PRINCIPAL, UNAUTHORIZED_MESSAGE, unauthorized
+from app.errors import error_response
+from domain.keys import Principal
+from domain.ports import KeyStoreUnavailable
+
+PUBLIC_PATHS = frozenset(
+    {
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+    }
+)
+# No OAuth discovery is offered; these paths answer 404 rather than demand a key.
+PUBLIC_PREFIXES = ("/.well-known/",)
+
+logger = structlog.get_logger(__name__)
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is served without credentials."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def credential(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The presented key from ``Authorization: Bearer`` or ``X-API-Key``; never the query.
+
+    Two different keys in the two headers are refused as an empty credential.
+    """
+    bearer: str | None = None
+    api_key: str | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            bearer = token.strip() if scheme.lower() == "bearer" else ""
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1").strip()
+    if bearer is not None and api_key is not None and bearer != api_key:
+        return ""
+    return bearer if bearer is not None else api_key
+
+
+@lru_cache(maxsize=10_000)
+def authenticated_user(principal: Principal) -> AuthenticatedUser:
+    """What FastMCP and the MCP SDK read from ``scope["user"]``; built once per key."""
+    scopes = [scope.value for scope in principal.scope.granted()]
+    token = AccessToken(
+        token=f"key:{principal.key_id}",
+        client_id=principal.key_id,
+        scopes=scopes,
+        subject=principal.user_id,
+        claims={"sub": principal.user_id, "key_id": principal.key_id},
+    )
+    return AuthenticatedUser(token)
+
+
+class AuthMiddleware:
+    """Places the caller's ``Principal`` in the scope, or answers 401 (503 if the store is down).
+
+    REST routes read it through ``CurrentPrincipal``/``require_scope``; the MCP app reads
+    ``scope["user"]``, so FastMCP's ``get_access_token()`` and per-component scope checks
+    see the same identity, and MCP sessions are bound to the key that created them.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # No WebSocket routes exist; refuse rather than pass an unauthenticated socket.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http" or is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        presented = credential(scope["headers"])
+        if not presented:
+            await self._refuse(scope, receive, send, FailureReason.MISSING, presented is not None)
+            return
+        try:
+            client = scope.get("client")
+            principal = await self.authenticator.authenticate(
+                presented, client[0] if client else None
+            )
+        except AuthenticationFailed as failed:
+            await self._refuse(scope, receive, send, failed.reason, True, failed.key_id)
+            return
+        except KeyStoreUnavailable:
+            logger.error("auth_store_unavailable", path=scope["path"])
+            response = error_response(
+                503,
+                "authentication_unavailable",
+                "Keys cannot be checked right now; try again shortly.",
+                headers={"Retry-After": "5"},
+            )
+            await response(scope, receive, send)
+            return
+        scope[PRINCIPAL] = principal
+        scope["user"] = authenticated_user(principal)
+        scope["auth"] = AuthCredentials([s.value for s in principal.scope.granted()])
+        await self.app(scope, receive, send)
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        reason: FailureReason,
+        sent: bool,
+        key_id: str | None = None,
+    ) -> None:
+        logger.info("auth_denied", reason=reason.value, key_id=key_id, path=scope["path"])
+        status, headers = unauthorized(sent_credential=sent)
+        response = error_response(status, "unauthorized", UNAUTHORIZED_MESSAGE, headers=headers)
+        await response(scope, receive, send)

@@ -1,0 +1,52 @@
+"""Builds the adapters and services ``create_app`` and the CLI share, from settings."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.auth.authenticator import Authenticator, AuthPolicy
+from app.keys import KeyLifetimes, KeyService
+from app.settings import Settings
+from domain.ports import KeyStore
+from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
+from infrastructure.keystore.sql import SqlKeyStore
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    """The key store and everything that authenticates against it."""
+
+    store: KeyStore
+    authenticator: Authenticator
+    keys: KeyService
+
+
+def build_key_parts(settings: Settings) -> KeyParts:
+    """Key store, hasher, authenticator and key service, wired together (not started)."""
+    store = SqlKeyStore(settings.database_url.get_secret_value())
+    hasher = Argon2KeyHasher(
+        Argon2Parameters(
+            time_cost=settings.argon2_time_cost,
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+    )
+    authenticator = Authenticator(
+        store,
+        hasher,
+        AuthPolicy(
+            cache_ttl_seconds=settings.auth_cache_ttl_seconds,
+            cache_size=settings.auth_cache_size,
+            max_failures=settings.auth_max_failures,
+            failure_window_seconds=settings.auth_failure_window_seconds,
+        ),
+    )
+    keys = KeyService(
+        store,
+        hasher,
+        KeyLifetimes(
+            default=timedelta(days=settings.key_default_lifetime_days),
+            maximum=timedelta(days=settings.key_max_lifetime_days),
+        ),
+        authenticator=authenticator,
+    )
+    return KeyParts(store=store, authenticator=authenticator, keys=keys)

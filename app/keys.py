@@ -1,0 +1,155 @@
+"""Key management: create, list, revoke and rotate, for the CLI and the admin API alike."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+
+from app.auth.authenticator import Authenticator
+from domain.keys import (
+    ApiKeyInfo,
+    KeyNotFound,
+    Principal,
+    Scope,
+    ScopeNotGrantable,
+    generate_key,
+    may_grant,
+    new_key_info,
+    rotation_deadline,
+)
+from domain.ports import DuplicateKeyId, KeyStore
+from infrastructure.hashing import Argon2KeyHasher
+
+ISSUE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key: the plaintext is shown exactly once, then only the record remains."""
+
+    plaintext: str
+    info: ApiKeyInfo
+
+    def __repr__(self) -> str:
+        return f"IssuedKey(key_id={self.info.key_id!r}, plaintext='***')"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLifetimes:
+    """Default and maximum lifetime of a key."""
+
+    default: timedelta = timedelta(days=90)
+    maximum: timedelta = timedelta(days=365)
+
+
+class KeyService:
+    """The one implementation of key lifecycle operations."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        hasher: Argon2KeyHasher,
+        lifetimes: KeyLifetimes = KeyLifetimes(),
+        *,
+        authenticator: Authenticator | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._lifetimes = lifetimes
+        self._authenticator = authenticator
+        self._now = now
+
+    async def create(
+        self,
+        *,
+        user_id: str,
+        scope: Scope,
+        name: str = "",
+        lifetime: timedelta | None = None,
+        granter: Principal | None = None,
+    ) -> IssuedKey:
+        """Issue a key; ``granter`` is the calling key (``None``: the operator's CLI).
+
+        Raises:
+            ScopeNotGrantable: the granter's scope is narrower than ``scope``.
+            KeyLifecycleError: the lifetime is not positive or over the maximum.
+        """
+        if not may_grant(granter, scope):
+            raise ScopeNotGrantable(scope)
+        return await self._issue(
+            user_id=user_id, scope=scope, name=name, lifetime=lifetime or self._lifetimes.default
+        )
+
+    async def list(self, *, user_id: str | None = None) -> Sequence[ApiKeyInfo]:
+        """Every key (of one user), newest first; never a secret."""
+        return await self._store.list(user_id=user_id)
+
+    async def get(self, key_id: str) -> ApiKeyInfo:
+        """One key's record; raises ``KeyNotFound``."""
+        info = await self._store.get(key_id)
+        if info is None:
+            raise KeyNotFound(key_id)
+        return info
+
+    async def revoke(self, key_id: str) -> ApiKeyInfo:
+        """Revoke a key now; immediate in this process, within the cache TTL elsewhere."""
+        info = await self._store.revoke(key_id, self._now())
+        if info is None:
+            raise KeyNotFound(key_id)
+        self._forget(key_id)
+        return info
+
+    async def rotate(self, key_id: str, *, grace: timedelta = timedelta(0)) -> IssuedKey:
+        """Issue a replacement with the same owner, scope and name; the old key keeps
+        working until the grace period ends (never beyond its own expiry).
+
+        Raises:
+            KeyNotFound: no such key.
+            KeyLifecycleError: the key is not active or the grace period is negative.
+        """
+        old = await self.get(key_id)
+        now = self._now()
+        deadline = rotation_deadline(old, now=now, grace=grace)
+        issued = await self._prepare(
+            user_id=old.user_id, scope=old.scope, name=old.name, lifetime=self._lifetimes.default
+        )
+        await self._store.rotate(key_id, issued.info, deadline)
+        self._forget(key_id)
+        return issued
+
+    async def _issue(
+        self, *, user_id: str, scope: Scope, name: str, lifetime: timedelta
+    ) -> IssuedKey:
+        for attempt in range(ISSUE_ATTEMPTS):
+            issued = await self._prepare(user_id=user_id, scope=scope, name=name, lifetime=lifetime)
+            try:
+                await self._store.add(issued.info)
+            except DuplicateKeyId:
+                if attempt == ISSUE_ATTEMPTS - 1:
+                    raise
+                continue  # a 64-bit id collided; draw another key
+            return issued
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _prepare(
+        self, *, user_id: str, scope: Scope, name: str, lifetime: timedelta
+    ) -> IssuedKey:
+        key = generate_key()
+        api_key_hash = await anyio.to_thread.run_sync(self._hasher.hash, key.secret)
+        info = new_key_info(
+            key=key,
+            api_key_hash=api_key_hash,
+            user_id=user_id,
+            name=name,
+            scope=scope,
+            now=self._now(),
+            lifetime=lifetime,
+            max_lifetime=self._lifetimes.maximum,
+        )
+        return IssuedKey(plaintext=key.plaintext, info=info)
+
+    def _forget(self, key_id: str) -> None:
+        if self._authenticator is not None:
+            self._authenticator.forget(key_id)

@@ -1,0 +1,143 @@
+"""Admin API for keys: create, list, describe, revoke, rotate. Every route needs ``admin``."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from app.auth.scopes import require_scope
+from app.deps import Admin, State
+from app.errors import ErrorBody
+from app.keys import IssuedKey
+from domain.keys import USER_ID_PATTERN, ApiKeyInfo, KeyStatus, Scope
+
+TAG = "keys"
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's public id.")]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "The key lacks the admin scope."},
+    404: {"model": ErrorBody, "description": "No key with that id."},
+    422: {"model": ErrorBody, "description": "Invalid request or lifecycle rule broken."},
+}
+
+
+class KeyOut(BaseModel):
+    """A key's record. The secret is never part of it."""
+
+    key_id: str = Field(examples=["3f9a1c0e5b7d2a64"])
+    user_id: str
+    name: str
+    scope: Scope
+    status: KeyStatus
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    replaced_by: str | None
+
+
+class IssuedKeyOut(KeyOut):
+    """A newly issued key. ``key`` is shown only in this response; store it now."""
+
+    key: str = Field(description="The API key itself. It cannot be retrieved again.")
+
+
+class KeyList(BaseModel):
+    """Keys, newest first."""
+
+    keys: list[KeyOut]
+    count: int
+
+
+class CreateKey(BaseModel):
+    """What a new key is for."""
+
+    user_id: str = Field(pattern=USER_ID_PATTERN.pattern, examples=["ada@example.com"])
+    scope: Scope = Field(examples=["read"])
+    name: str = Field("", max_length=100, examples=["ci pipeline"])
+    expires_in_days: int | None = Field(
+        None,
+        ge=1,
+        le=36_500,
+        description="Lifetime in days; the server default when absent. The server's "
+        "maximum lifetime applies.",
+    )
+
+
+class RotateKey(BaseModel):
+    """How long the old key keeps working after rotation."""
+
+    grace_seconds: int = Field(0, ge=0, le=30 * 86_400)
+
+
+def key_out(info: ApiKeyInfo, now: datetime) -> dict[str, Any]:
+    """The public fields of a key record."""
+    return {
+        "key_id": info.key_id,
+        "user_id": info.user_id,
+        "name": info.name,
+        "scope": info.scope,
+        "status": info.status(now),
+        "created_at": info.created_at,
+        "expires_at": info.expires_at,
+        "last_used_at": info.last_used_at,
+        "revoked_at": info.revoked_at,
+        "replaced_by": info.replaced_by,
+    }
+
+
+def _issued(issued: IssuedKey) -> IssuedKeyOut:
+    return IssuedKeyOut(key=issued.plaintext, **key_out(issued.info, issued.info.created_at))
+
+
+def build_router() -> APIRouter:
+    """Key management routes."""
+    router = APIRouter(
+        prefix="/v1/keys",
+        tags=[TAG],
+        responses=_ERRORS,
+        dependencies=[Depends(require_scope(Scope.ADMIN))],
+    )
+
+    @router.post("", status_code=201, operation_id="create_key", summary="Create a key")
+    async def create_key(body: CreateKey, state: State, caller: Admin) -> IssuedKeyOut:
+        lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
+        issued = await state.keys.create(
+            user_id=body.user_id,
+            scope=body.scope,
+            name=body.name,
+            lifetime=lifetime,
+            granter=caller,
+        )
+        return _issued(issued)
+
+    @router.get("", operation_id="list_keys", summary="List keys")
+    async def list_keys(
+        state: State,
+        user_id: Annotated[str | None, Query(description="Only this user's keys.")] = None,
+    ) -> KeyList:
+        now = datetime.now(UTC)
+        keys = [KeyOut(**key_out(info, now)) for info in await state.keys.list(user_id=user_id)]
+        return KeyList(keys=keys, count=len(keys))
+
+    @router.get("/{key_id}", operation_id="get_key", summary="Describe a key")
+    async def get_key(key_id: KeyId, state: State) -> KeyOut:
+        info = await state.keys.get(key_id)
+        return KeyOut(**key_out(info, datetime.now(UTC)))
+
+    @router.delete("/{key_id}", operation_id="revoke_key", summary="Revoke a key")
+    async def revoke_key(key_id: KeyId, state: State) -> KeyOut:
+        info = await state.keys.revoke(key_id)
+        return KeyOut(**key_out(info, datetime.now(UTC)))
+
+    @router.post(
+        "/{key_id}/rotate", status_code=201, operation_id="rotate_key", summary="Rotate a key"
+    )
+    async def rotate_key(
+        key_id: KeyId, state: State, body: RotateKey | None = None
+    ) -> IssuedKeyOut:
+        grace = timedelta(seconds=body.grace_seconds if body else 0)
+        return _issued(await state.keys.rotate(key_id, grace=grace))
+
+    return router

@@ -1,0 +1,73 @@
+"""Authentication through a real uvicorn process, as MCP clients and curl see it."""
+
+import httpx
+import pytest
+
+from tests.e2e.server import RunningServer, ctxfy
+
+TIMEOUT = 30
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "e2e", "version": "1"},
+    },
+}
+LIST_PROMPTS = {"jsonrpc": "2.0", "id": 2, "method": "prompts/list"}
+ACCEPT = {"accept": "application/json, text/event-stream"}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **ACCEPT}
+
+
+def test_mcp_without_a_key_is_401_with_a_bearer_challenge(server: RunningServer) -> None:
+    with httpx.Client(timeout=TIMEOUT) as http:
+        response = http.post(server.mcp_url, json=INITIALIZE, headers=ACCEPT)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="ctxfy"'
+    assert response.json()["error"] == "unauthorized"
+
+
+def test_a_key_in_the_query_string_is_ignored(server: RunningServer) -> None:
+    with httpx.Client(timeout=TIMEOUT) as http:
+        response = http.get(
+            f"{server.base_url}/v1/prompts", params={"api_key": server.key, "key": server.key}
+        )
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("server", ["stateful"], indirect=True)  # sessions are stateful
+def test_an_mcp_session_made_with_one_key_is_refused_to_another(server: RunningServer) -> None:
+    other = ctxfy(server.env, "keys", "create", "--user", "mallory", "--scope", "read").strip()
+    with httpx.Client(timeout=TIMEOUT) as http:
+        opened = http.post(server.mcp_url, json=INITIALIZE, headers=auth(server.key))
+        session = opened.headers["mcp-session-id"]
+        hijacked = http.post(
+            server.mcp_url, json=LIST_PROMPTS, headers={**auth(other), "mcp-session-id": session}
+        )
+        owned = http.post(
+            server.mcp_url,
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers={**auth(server.key), "mcp-session-id": session},
+        )
+    assert opened.status_code == 200
+    assert hijacked.status_code == 404
+    assert owned.status_code == 202
+
+
+def test_a_revoked_key_stops_working_at_once_on_the_process_that_revoked_it(
+    server: RunningServer,
+) -> None:
+    admin = ctxfy(server.env, "keys", "create", "--user", "root", "--scope", "admin").strip()
+    victim = ctxfy(server.env, "keys", "create", "--user", "eve", "--scope", "read").strip()
+    key_id = victim.split("_")[1]
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        before = http.get("/v1/prompts", headers=auth(victim))
+        revoked = http.delete(f"/v1/keys/{key_id}", headers=auth(admin))
+        after = http.get("/v1/prompts", headers=auth(victim))
+    assert (before.status_code, revoked.status_code, after.status_code) == (200, 200, 401)
+    assert after.headers["www-authenticate"] == 'Bearer realm="ctxfy", error="invalid_token"'
