@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from domain.keys import (
 )
 from domain.ports import KeyStoreUnavailable
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.logging import configure_logging
 
 cli = typer.Typer(
     name="ctxfy",
@@ -83,6 +85,7 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_config=None,
+        access_log=False,  # one access line per request comes from the app itself
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=30,
@@ -134,8 +137,12 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
 def _run_keys[T](operation: Callable[[KeyService], Awaitable[T]]) -> T:
-    """Run one key operation against the configured store, with plain errors."""
+    """Run one key operation against the configured store, with plain errors.
+
+    Log lines (the audit trail among them) go to stderr: stdout carries only a new key.
+    """
     settings = _settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, stream=sys.stderr)
 
     async def run() -> T:
         parts = build_key_parts(settings)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
+import structlog
 
 from app.auth.authenticator import Authenticator
 from domain.keys import (
@@ -22,6 +23,9 @@ from domain.ports import DuplicateKeyId, KeyStore
 from infrastructure.hashing import Argon2KeyHasher
 
 ISSUE_ATTEMPTS = 3
+OPERATOR = "cli"  # the actor of key operations run from the command line
+
+audit = structlog.get_logger("ctxfy.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +81,23 @@ class KeyService:
             KeyLifecycleError: the lifetime is not positive or over the maximum.
         """
         if not may_grant(granter, scope):
+            audit.warning(
+                "key_create_refused", audit=True, actor=_actor(granter), scope=scope.value
+            )
             raise ScopeNotGrantable(scope)
-        return await self._issue(
+        issued = await self._issue(
             user_id=user_id, scope=scope, name=name, lifetime=lifetime or self._lifetimes.default
         )
+        audit.info(
+            "key_created",
+            audit=True,
+            actor=_actor(granter),
+            key_id=issued.info.key_id,
+            user_id=user_id,
+            scope=scope.value,
+            expires_at=issued.info.expires_at.isoformat(),
+        )
+        return issued
 
     async def list(self, *, user_id: str | None = None) -> Sequence[ApiKeyInfo]:
         """Every key (of one user), newest first; never a secret."""
@@ -93,15 +110,20 @@ class KeyService:
             raise KeyNotFound(key_id)
         return info
 
-    async def revoke(self, key_id: str) -> ApiKeyInfo:
+    async def revoke(self, key_id: str, *, actor: Principal | None = None) -> ApiKeyInfo:
         """Revoke a key now; immediate in this process, within the cache TTL elsewhere."""
         info = await self._store.revoke(key_id, self._now())
         if info is None:
             raise KeyNotFound(key_id)
         self._forget(key_id)
+        audit.info(
+            "key_revoked", audit=True, actor=_actor(actor), key_id=key_id, user_id=info.user_id
+        )
         return info
 
-    async def rotate(self, key_id: str, *, grace: timedelta = timedelta(0)) -> IssuedKey:
+    async def rotate(
+        self, key_id: str, *, grace: timedelta = timedelta(0), actor: Principal | None = None
+    ) -> IssuedKey:
         """Issue a replacement with the same owner, scope and name; the old key keeps
         working until the grace period ends (never beyond its own expiry).
 
@@ -117,6 +139,15 @@ class KeyService:
         )
         await self._store.rotate(key_id, issued.info, deadline)
         self._forget(key_id)
+        audit.info(
+            "key_rotated",
+            audit=True,
+            actor=_actor(actor),
+            key_id=key_id,
+            new_key_id=issued.info.key_id,
+            user_id=old.user_id,
+            old_key_expires_at=deadline.isoformat(),
+        )
         return issued
 
     async def _issue(
@@ -153,3 +184,8 @@ class KeyService:
     def _forget(self, key_id: str) -> None:
         if self._authenticator is not None:
             self._authenticator.forget(key_id)
+
+
+def _actor(principal: Principal | None) -> str:
+    """Who acted: the calling key's id, or the operator's command line."""
+    return principal.key_id if principal is not None else OPERATOR

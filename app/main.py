@@ -13,6 +13,7 @@ from app.auth.middleware import AuthMiddleware
 from app.composition import build_key_parts
 from app.errors import install_error_handlers
 from app.mcp_server import build_mcp_server
+from app.observability import RequestContextMiddleware
 from app.rest import health, keys, prompts
 from app.settings import Settings
 from app.state import AppState
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/mcp", mcp_app)
     app.add_middleware(AuthMiddleware, authenticator=state.authenticator)
     app.add_middleware(McpPathMiddleware)
+    app.add_middleware(RequestContextMiddleware)
     return app
 
 

@@ -10,6 +10,7 @@ from mcp import McpError
 from mcp.types import INVALID_PARAMS, ErrorData, GetPromptRequestParams
 from pydantic import PrivateAttr
 
+from app.mcp_logging import McpLoggingMiddleware
 from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
 from domain.prompts import ArgumentType
 from domain.prompts import PromptArgument as CatalogArgument
@@ -128,7 +129,7 @@ def build_mcp_server(catalog: PromptCatalog, *, version: str) -> FastMCP:
         version=version,
         mask_error_details=True,
         on_duplicate="error",
-        middleware=[PromptArgumentsMiddleware(catalog)],
+        middleware=[McpLoggingMiddleware(), PromptArgumentsMiddleware(catalog)],
     )
     for entry in catalog:
         server.add_prompt(CatalogPrompt.from_entry(entry))

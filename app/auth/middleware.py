@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.auth.authenticator import AuthenticationFailed, Authenticator, FailureReason
 from app.auth.identity import PRINCIPAL, UNAUTHORIZED_MESSAGE, unauthorized
 from app.errors import error_response
+from app.observability import request_log
 from domain.keys import Principal
 from domain.ports import KeyStoreUnavailable
 
@@ -89,6 +90,7 @@ class AuthMiddleware:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
+        fields = request_log(scope)
         presented = credential(scope["headers"])
         if not presented:
             await self._refuse(scope, receive, send, FailureReason.MISSING, presented is not None)
@@ -111,6 +113,11 @@ class AuthMiddleware:
             )
             await response(scope, receive, send)
             return
+        if fields is not None:
+            # Every authentication decision is audited, on the request's access line.
+            fields.update(
+                audit=True, auth="allowed", user_id=principal.user_id, key_id=principal.key_id
+            )
         scope[PRINCIPAL] = principal
         scope["user"] = authenticated_user(principal)
         scope["auth"] = AuthCredentials([s.value for s in principal.scope.granted()])
@@ -125,7 +132,9 @@ class AuthMiddleware:
         sent: bool,
         key_id: str | None = None,
     ) -> None:
-        logger.info("auth_denied", reason=reason.value, key_id=key_id, path=scope["path"])
+        fields = request_log(scope)
+        if fields is not None:
+            fields.update(audit=True, auth="denied", auth_reason=reason.value, key_id=key_id)
         status, headers = unauthorized(sent_credential=sent)
         response = error_response(status, "unauthorized", UNAUTHORIZED_MESSAGE, headers=headers)
         await response(scope, receive, send)

@@ -127,17 +127,17 @@ def build_router() -> APIRouter:
         return KeyOut(**key_out(info, datetime.now(UTC)))
 
     @router.delete("/{key_id}", operation_id="revoke_key", summary="Revoke a key")
-    async def revoke_key(key_id: KeyId, state: State) -> KeyOut:
-        info = await state.keys.revoke(key_id)
+    async def revoke_key(key_id: KeyId, state: State, caller: Admin) -> KeyOut:
+        info = await state.keys.revoke(key_id, actor=caller)
         return KeyOut(**key_out(info, datetime.now(UTC)))
 
     @router.post(
         "/{key_id}/rotate", status_code=201, operation_id="rotate_key", summary="Rotate a key"
     )
     async def rotate_key(
-        key_id: KeyId, state: State, body: RotateKey | None = None
+        key_id: KeyId, state: State, caller: Admin, body: RotateKey | None = None
     ) -> IssuedKeyOut:
         grace = timedelta(seconds=body.grace_seconds if body else 0)
-        return _issued(await state.keys.rotate(key_id, grace=grace))
+        return _issued(await state.keys.rotate(key_id, grace=grace, actor=caller))
 
     return router
