@@ -1,8 +1,10 @@
 """The ``ctxfy`` command: serve the application, export its OpenAPI document, check prompts."""
 
 import json
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +12,6 @@ from typing import Annotated
 
 import anyio
 import typer
-import uvicorn
 from pydantic import ValidationError
 
 from app.composition import build_key_parts
@@ -78,12 +79,22 @@ def serve(
     settings = _settings(host=host, port=port, workers=workers)
     # Fail here, once, with a clear message, rather than in every worker.
     _check_catalog(settings.prompts_dir)
-    uvicorn.run(
+    from infrastructure.metrics import prepare_multiprocess_dir  # keeps `ctxfy --help` fast
+
+    if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Without a shared directory each worker would report only its own counts.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ctxfy-metrics-")
+    # Once, before workers start: stale files would be summed into every scrape.
+    prepare_multiprocess_dir()
+    from app.serve import run  # imported here to keep `ctxfy --help` fast
+
+    run(
         "app.main:create_app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        drain_seconds=settings.drain_seconds,
         log_config=None,
         access_log=False,  # one access line per request comes from the app itself
         proxy_headers=False,

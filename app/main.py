@@ -12,6 +12,7 @@ from app.asgi import McpPathMiddleware
 from app.auth.middleware import AuthMiddleware
 from app.composition import build_key_parts
 from app.errors import install_error_handlers
+from app.mcp_metrics import McpMetricsMiddleware
 from app.mcp_server import build_mcp_server
 from app.observability import RequestContextMiddleware
 from app.rest import health, keys, prompts
@@ -20,6 +21,7 @@ from app.state import AppState
 from domain.ports import KeyStoreUnavailable
 from infrastructure.catalog.loader import load_catalog
 from infrastructure.logging import configure_logging
+from infrastructure.metrics import Metrics
 
 logger = structlog.get_logger(__name__)
 
@@ -50,6 +52,10 @@ def create_app(settings: Settings) -> FastAPI:
     app_version = package_version()
     catalog = load_catalog(settings.prompts_dir)
     mcp = build_mcp_server(catalog, version=app_version)
+    metrics = Metrics(version=app_version)
+    metrics.prompts_loaded(len(catalog))
+    # First in FastMCP's chain, so it times the rest and counts what later middleware refuses.
+    mcp.middleware.insert(0, McpMetricsMiddleware(metrics))
     mcp_app = mcp.http_app(
         path="/",
         stateless_http=settings.mcp_stateless,
@@ -65,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         key_store=parts.store,
         authenticator=parts.authenticator,
         keys=parts.keys,
+        metrics=metrics,
     )
 
     @asynccontextmanager
@@ -82,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
                     state.ready = False
                     tasks.cancel_scope.cancel()
         finally:
+            metrics.close()
             await flush_usage(state)
             await state.key_store.close()
 
@@ -103,9 +111,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(prompts.build_router(catalog))
     app.include_router(keys.build_router())
     app.mount("/mcp", mcp_app)
-    app.add_middleware(AuthMiddleware, authenticator=state.authenticator)
+    app.add_middleware(
+        AuthMiddleware, authenticator=state.authenticator, on_failure=metrics.auth_failed
+    )
     app.add_middleware(McpPathMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Last, so the HTTP metrics wrap every other middleware (auth refusals are counted).
+    metrics.install(app)
     return app
 
 

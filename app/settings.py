@@ -66,6 +66,14 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How often last-used times are written to the key store."
     )
 
+    drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, how long to keep serving while /health/ready answers 503, "
+        "so load balancers move traffic away before shutdown; 0 shuts down at once.",
+    )
+
     docs_enabled: bool = True
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"

@@ -1,5 +1,6 @@
 """Authenticates every non-public request once, for REST and MCP alike (pure ASGI)."""
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import structlog
@@ -78,9 +79,15 @@ class AuthMiddleware:
     see the same identity, and MCP sessions are bound to the key that created them.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.on_failure = on_failure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -132,6 +139,8 @@ class AuthMiddleware:
         sent: bool,
         key_id: str | None = None,
     ) -> None:
+        if self.on_failure is not None:
+            self.on_failure(reason.value)
         fields = request_log(scope)
         if fields is not None:
             fields.update(audit=True, auth="denied", auth_reason=reason.value, key_id=key_id)

@@ -62,11 +62,32 @@ async def _timed(name: str, probe: Callable[[], Awaitable[tuple[bool, str]]]) ->
     )
 
 
-async def run_checks(state: AppState) -> tuple[CheckResult, ...]:
-    """Check every part the service needs to serve requests."""
+def lifecycle_check(state: AppState) -> CheckResult:
+    """Whether the application is started and not draining; read fresh on every probe.
 
-    async def lifecycle() -> tuple[bool, str]:
-        return state.ready, "started" if state.ready else "starting or shutting down"
+    Draining is not a fault: it fails readiness, so traffic moves away, but only degrades
+    the detailed health, since requests are still served.
+    """
+    if not state.ready:
+        return CheckResult(
+            name="lifecycle",
+            status=CheckStatus.FAIL,
+            latency_ms=0.0,
+            detail="starting or shutting down",
+        )
+    if state.draining:
+        return CheckResult(
+            name="lifecycle",
+            status=CheckStatus.FAIL,
+            latency_ms=0.0,
+            critical=False,
+            detail="draining before shutdown",
+        )
+    return CheckResult(name="lifecycle", status=CheckStatus.OK, latency_ms=0.0, detail="started")
+
+
+async def dependency_checks(state: AppState) -> tuple[CheckResult, ...]:
+    """Check the parts the service needs to serve requests, the key store included."""
 
     async def catalog() -> tuple[bool, str]:
         count = len(state.catalog)
@@ -85,11 +106,22 @@ async def run_checks(state: AppState) -> tuple[CheckResult, ...]:
         return True, "answering"
 
     return (
-        await _timed("lifecycle", lifecycle),
         await _timed("catalog", catalog),
         await _timed("mcp_transport", mcp_transport),
         await _timed("key_store", key_store),
     )
+
+
+async def run_checks(state: AppState) -> tuple[CheckResult, ...]:
+    """The lifecycle, fresh, then the dependency checks shared by all probes for up to
+    ``state.health_checks.max_age`` seconds (taken again at once when the lifecycle flips)."""
+    dependencies = await state.health_checks.get(lambda: dependency_checks(state), key=state.ready)
+    return (lifecycle_check(state), *dependencies)
+
+
+def is_ready(state: AppState, checks: tuple[CheckResult, ...]) -> bool:
+    """Whether to take new traffic: not draining, and every critical check passes."""
+    return not state.draining and all(c.status is CheckStatus.OK for c in checks if c.critical)
 
 
 def _check_out(check: CheckResult) -> CheckOut:
@@ -128,7 +160,7 @@ def build_router() -> APIRouter:
     )
     async def ready(state: State, response: Response) -> ReadyOut:
         checks = await run_checks(state)
-        passed = all(c.status is CheckStatus.OK for c in checks if c.critical)
+        passed = is_ready(state, checks)
         response.status_code = 200 if passed else 503
         return ReadyOut(
             status="ready" if passed else "not_ready", checks=[_check_out(c) for c in checks]

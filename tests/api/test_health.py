@@ -1,10 +1,14 @@
 """Health endpoints inside and outside the application's lifespan."""
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.api.harness import asgi_client, serving
+from app.state import CHECKS_MAX_AGE, SharedChecks
+from domain.ports import KeyStore
+from tests.api.harness import asgi_client, serving, state_of
+from tests.fakes import SwitchableKeyStore
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +86,170 @@ async def test_readiness_fails_again_once_the_lifespan_has_ended(app: FastAPI) -
 
     assert response.status_code == 503
     assert check_statuses(response.json())["lifecycle"] == "fail"
+
+
+class ManualClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class CountingKeyStore(SwitchableKeyStore):
+    """The app's real key store, counting pings; a closed gate holds every ping."""
+
+    def __init__(self, inner: KeyStore) -> None:
+        super().__init__(inner)
+        self.pings = 0
+        self.gate: anyio.Event | None = None
+
+    async def ping(self) -> None:
+        self.pings += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        await super().ping()
+
+
+@pytest.fixture
+def clock(app: FastAPI) -> ManualClock:
+    """Drives the age of the app's shared health checks (before its lifespan starts)."""
+    manual = ManualClock()
+    state_of(app).health_checks = SharedChecks(clock=manual)
+    return manual
+
+
+@pytest.fixture
+def store(app: FastAPI) -> CountingKeyStore:
+    """Wraps the app's key store (before its lifespan starts, which starts the wrapper)."""
+    state = state_of(app)
+    wrapper = CountingKeyStore(state.key_store)
+    state.key_store = wrapper
+    return wrapper
+
+
+async def test_readiness_follows_the_key_store_after_the_cache_window_without_a_restart(
+    app: FastAPI, clock: ManualClock, store: CountingKeyStore
+) -> None:
+    async with serving(app, scope=None) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+
+        store.down = True
+        within_window = await client.get("/health/ready")
+        clock.advance(CHECKS_MAX_AGE)
+        down = await client.get("/health/ready")
+        live = await client.get("/health/live")
+
+        store.down = False
+        clock.advance(CHECKS_MAX_AGE)
+        back = await client.get("/health/ready")
+
+    assert within_window.status_code == 200
+    assert down.status_code == 503
+    assert down.json()["status"] == "not_ready"
+    assert check_statuses(down.json())["key_store"] == "fail"
+    assert live.status_code == 200
+    assert back.status_code == 200
+    assert check_statuses(back.json()) == dict.fromkeys(CHECKS, "ok")
+
+
+async def test_detailed_health_is_unhealthy_while_the_key_store_is_away(
+    app: FastAPI, clock: ManualClock, store: CountingKeyStore
+) -> None:
+    async with serving(app, scope=None) as client:
+        store.down = True
+        response = await client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unhealthy"
+    assert check_statuses(response.json())["key_store"] == "fail"
+
+
+async def test_probes_within_the_cache_window_ping_the_key_store_once(
+    app: FastAPI, clock: ManualClock, store: CountingKeyStore
+) -> None:
+    async with serving(app, scope=None) as client:
+        for path in ("/health/ready", "/health", "/health/ready", "/health"):
+            assert (await client.get(path)).status_code == 200
+            clock.advance(CHECKS_MAX_AGE / 5)
+        pings_within_window = store.pings
+        clock.advance(CHECKS_MAX_AGE)
+        await client.get("/health/ready")
+
+    assert pings_within_window == 1
+    assert store.pings == 2
+
+
+async def test_concurrent_probes_share_one_key_store_ping_while_it_runs(
+    app: FastAPI, clock: ManualClock, store: CountingKeyStore
+) -> None:
+    probes = 25
+    statuses: list[int] = []
+    async with serving(app, scope=None) as client:
+
+        async def probe() -> None:
+            statuses.append((await client.get("/health/ready")).status_code)
+
+        store.gate = gate = anyio.Event()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tasks:
+                for _ in range(probes):
+                    tasks.start_soon(probe)
+                # Every probe is now parked: one on the held ping, the rest on its result.
+                await anyio.wait_all_tasks_blocked()
+                pings_while_held = store.pings
+                gate.set()
+
+    assert pings_while_held == 1
+    assert store.pings == 1
+    assert statuses == [200] * probes
+
+
+async def test_liveness_never_touches_the_key_store(
+    app: FastAPI, clock: ManualClock, store: CountingKeyStore
+) -> None:
+    async with serving(app, scope=None) as client:
+        store.down = True
+        responses = [await client.get("/health/live") for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    assert store.pings == 0
+
+
+async def test_draining_fails_readiness_at_once_while_liveness_and_requests_carry_on(
+    app: FastAPI, clock: ManualClock
+) -> None:
+    async with serving(app) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+
+        state_of(app).draining = True
+        ready = await client.get("/health/ready")
+        live = await client.get("/health/live")
+        health = await client.get("/health")
+        prompts = await client.get("/v1/prompts")
+
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "not_ready"
+    assert check_statuses(ready.json()) == {**dict.fromkeys(CHECKS, "ok"), "lifecycle": "fail"}
+    assert live.status_code == 200
+    assert prompts.status_code == 200
+    # Draining is no fault: the detailed status is degraded, and still answers 200.
+    assert health.status_code == 200
+    assert health.json()["status"] == "degraded"
+
+
+async def test_readiness_is_taken_afresh_as_soon_as_the_lifespan_starts(
+    app: FastAPI, clock: ManualClock
+) -> None:
+    async with asgi_client(app) as client:
+        assert (await client.get("/health/ready")).status_code == 503
+
+    async with serving(app, scope=None) as client:
+        response = await client.get("/health/ready")
+
+    assert response.status_code == 200

@@ -23,7 +23,8 @@ def server(
     """A real server in each MCP transport mode, each with its own key store."""
     stateless = "true" if request.param == "stateless" else "false"
     database_dir = tmp_path_factory.mktemp(f"keys-{request.param}")
-    with running_server(database_dir, {"CTXFY_MCP_STATELESS": stateless}) as started:
+    env = {"CTXFY_MCP_STATELESS": stateless, "CTXFY_DRAIN_SECONDS": "0"}
+    with running_server(database_dir, env) as started:
         yield started
 
 

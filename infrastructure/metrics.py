@@ -1,0 +1,247 @@
+"""Prometheus metrics: HTTP series from prometheus-fastapi-instrumentator, plus Ctxfy's own.
+
+The seeds' ``MetricsCollectorPort`` is this module's ``Metrics``; it has one implementation,
+so it is a class, not a port. Every label has a small, closed set of values: never user
+ids, key ids, raw paths or client-chosen names.
+
+Several workers: ``prometheus_client`` decides when it is imported whether values live in
+memory or in per-process files under ``PROMETHEUS_MULTIPROC_DIR``. With that variable set,
+``ctxfy serve`` calls ``prepare_multiprocess_dir()`` once, before workers start, and
+``/metrics`` sums every process's files, whichever worker answers the scrape.
+"""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_fastapi_instrumentator import routing
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
+# Regexes searched in the handler label; probes and scrapes would drown real traffic.
+UNINSTRUMENTED = (r"^/metrics$", r"^/health(/|$)")
+UNTEMPLATED = "none"  # the instrumentator's label for paths no route matches
+
+type Outcome = Literal["ok", "error"]
+
+MCP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+LLM_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+HTTP_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 5)
+
+
+def multiprocess_dir() -> Path | None:
+    """Where worker processes keep their values, when several share one ``/metrics``."""
+    value = os.environ.get(MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+def prepare_multiprocess_dir() -> Path | None:
+    """Create the multiprocess directory and delete the value files of earlier runs.
+
+    Call once, in the parent, before any worker starts: stale files would be summed into
+    every scrape, and a worker that wiped the directory would erase its siblings' counts.
+    Only ``*.db`` files are removed. Returns the directory, or ``None`` in single-process mode.
+    """
+    directory = multiprocess_dir()
+    if directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return directory
+
+
+class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):
+    """The instrumentator's pure-ASGI middleware, with a label set that cannot grow.
+
+    Handlers are route templates (``/v1/prompts/{name}``). Everything at or below the MCP
+    mount is one handler, so MCP traffic is labelled alike whether a client posts to
+    ``/mcp`` or ``/mcp/`` (and the hot MCP path skips route matching). Paths no route
+    matches are grouped as ``none``.
+    """
+
+    def __init__(self, app: ASGIApp, *, registry: CollectorRegistry, mount: str) -> None:
+        super().__init__(
+            app,
+            registry=registry,
+            excluded_handlers=UNINSTRUMENTED,
+            should_group_untemplated=True,
+            latency_lowr_buckets=HTTP_BUCKETS,
+        )
+        self.mount = mount
+        self.mount_prefix = mount + "/"
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        path: str = request.scope["path"]
+        if path == self.mount or path.startswith(self.mount_prefix):
+            return self.mount, True
+        # Not the library's get_route_name(): for a path one slash away from a route
+        # (/v1/prompts/x/) it answers the raw path, one new label per path requested.
+        routes = getattr(request.scope.get("app"), "routes", None)
+        name = routing._get_route_name(request.scope, routes) if routes else None
+        return (path, False) if name is None else (name, True)
+
+
+class Metrics:
+    """Every Ctxfy series, in a registry of its own; build one per application.
+
+    A registry per instance lets tests build many apps in one process (one registry
+    refuses a second series of the same name). Label values come from closed sets.
+    """
+
+    def __init__(self, *, version: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir()
+        registry = self.registry
+        if self.multiprocess_dir is None:
+            # Per-process figures; they mean nothing summed across workers.
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+        else:
+            # Served without `ctxfy serve` (a bare uvicorn): values need the directory.
+            self.multiprocess_dir.mkdir(parents=True, exist_ok=True)
+        self._mcp_requests = Counter(
+            "ctxfy_mcp_requests",
+            "MCP requests by method, prompt or tool name, and outcome.",
+            ["method", "name", "outcome"],
+            registry=registry,
+        )
+        self._mcp_duration = Histogram(
+            "ctxfy_mcp_request_duration_seconds",
+            "Time to answer an MCP request, by method.",
+            ["method"],
+            buckets=MCP_BUCKETS,
+            registry=registry,
+        )
+        self._llm_requests = Counter(
+            "ctxfy_llm_requests",
+            "LLM generation requests by provider, model and outcome.",
+            ["provider", "model", "outcome"],
+            registry=registry,
+        )
+        self._llm_duration = Histogram(
+            "ctxfy_llm_request_duration_seconds",
+            "Time an LLM took to answer, by provider and model.",
+            ["provider", "model"],
+            buckets=LLM_BUCKETS,
+            registry=registry,
+        )
+        self._llm_tokens = Counter(
+            "ctxfy_llm_tokens",
+            "LLM tokens by provider, model and direction (input or output).",
+            ["provider", "model", "direction"],
+            registry=registry,
+        )
+        self._auth_failures = Counter(
+            "ctxfy_auth_failures",
+            "Refused credentials by reason (missing, malformed, unknown, …).",
+            ["reason"],
+            registry=registry,
+        )
+        self._rate_limited = Counter(
+            "ctxfy_rate_limited", "Requests refused by a rate limit.", registry=registry
+        )
+        # livemax: workers load the same catalog; a dead worker's value drops out.
+        self._prompts_loaded = Gauge(
+            "ctxfy_prompts_loaded",
+            "Prompts in the loaded catalog.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        build_info = Gauge(
+            "ctxfy_build_info",
+            "Always 1; the running version is the label.",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        build_info.labels(version).set(1)
+
+    def auth_failed(self, reason: str) -> None:
+        """Count a refused credential; ``reason`` is a ``FailureReason`` value."""
+        self._auth_failures.labels(reason).inc()
+
+    def rate_limited(self) -> None:
+        """Count a request refused by a rate limit."""
+        self._rate_limited.inc()
+
+    def mcp_request(self, method: str, name: str, outcome: Outcome, seconds: float) -> None:
+        """Record one MCP request; ``name`` must be bounded already (``McpMetricsMiddleware``)."""
+        self._mcp_requests.labels(method, name, outcome).inc()
+        self._mcp_duration.labels(method).observe(seconds)
+
+    def llm_request(
+        self,
+        provider: str,
+        model: str,
+        outcome: Outcome,
+        seconds: float,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        """Record one LLM call; ``provider`` and ``model`` come from settings, not clients."""
+        self._llm_requests.labels(provider, model, outcome).inc()
+        self._llm_duration.labels(provider, model).observe(seconds)
+        self._llm_tokens.labels(provider, model, "input").inc(input_tokens)
+        self._llm_tokens.labels(provider, model, "output").inc(output_tokens)
+
+    def prompts_loaded(self, count: int) -> None:
+        """Set how many prompts the catalog holds."""
+        self._prompts_loaded.set(count)
+
+    def exposition(self) -> bytes:
+        """The text format of every series: this process's, or all workers' summed."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        # A fresh registry per scrape, as prometheus_client documents for multiprocess.
+        combined = CollectorRegistry()
+        # Unannotated upstream, like mark_process_dead.
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            combined, path=str(self.multiprocess_dir)
+        )
+        return generate_latest(combined)
+
+    def install(self, app: FastAPI, *, mcp_path: str = "/mcp") -> None:
+        """Add ``GET /metrics`` (public, not in the OpenAPI document) and the HTTP middleware.
+
+        Call after every other middleware is added: the instrumentator then wraps them all,
+        so it times authentication and counts refusals, and sees ``/mcp`` before any rewrite.
+        """
+
+        def metrics() -> Response:
+            # A plain def: FastAPI runs it in a thread, so reading workers' files never
+            # blocks the event loop.
+            return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+        app.add_api_route(
+            METRICS_PATH, metrics, methods=["GET"], include_in_schema=False, name="metrics"
+        )
+        app.add_middleware(HttpMetricsMiddleware, registry=self.registry, mount=mcp_path)
+
+    def close(self) -> None:
+        """Drop this process's live gauges (``livemax``) from the multiprocess directory.
+
+        Call when the application shuts down; counters stay, so totals never go backwards.
+        """
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]  # unannotated upstream
+                os.getpid(), str(self.multiprocess_dir)
+            )
