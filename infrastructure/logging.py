@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import threading
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -13,6 +14,51 @@ from infrastructure.redaction import escape_control, redact
 
 def _orjson_dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
+
+
+class _Sink:
+    """Where rendered lines go. Loggers hold the sink, not the stream, so a cached logger
+    follows a later ``configure_logging`` (another stream, in the CLI or a test)."""
+
+    def __init__(self) -> None:
+        self.stream: TextIO = sys.stdout
+        self.lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self.lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+_SINK = _Sink()
+
+
+class _SinkHandler(logging.Handler):
+    """Writes library records, formatted by structlog, to the same sink as our events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _SINK.write(self.format(record))
+        except (OSError, ValueError):
+            self.handleError(record)
+
+
+class LineLogger:
+    """A structlog logger that writes each rendered event as one line: our own events skip
+    the standard library's records and handlers, which cost tens of microseconds a line."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # read by structlog.stdlib.add_logger_name
+
+    def msg(self, message: str) -> None:
+        """Write one rendered event."""
+        _SINK.write(message)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _line_logger(*args: Any) -> LineLogger:
+    return LineLogger(str(args[0]) if args else "ctxfy")
 
 
 def configure_logging(
@@ -40,18 +86,21 @@ def configure_logging(
         if console
         else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     )
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
     # Locals in tracebacks could carry credentials; they are never rendered.
     tracebacks = structlog.processors.ExceptionRenderer(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
     # Redaction runs last before rendering, so exception text is masked as well.
     tail: list[Any] = [format_exc_info, redact, escape_control] if console else [tracebacks, redact]
+    _SINK.stream = stream
+    structlog.configure(
+        processors=[*shared, *tail, renderer],
+        logger_factory=_line_logger,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+    # Library loggers (uvicorn, FastMCP, the SDK, httpx) keep the standard library and get
+    # the same processors, redaction and renderer through this formatter.
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -60,7 +109,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler = _SinkHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -27,24 +27,34 @@ SENSITIVE_NAMES = frozenset(
         "plaintext",
     }
 )
-_PATTERNS = (
-    # A Ctxfy key: keep the public key id, mask the secret and checksum.
-    (re.compile(r"\b(ctxfy_[0-9a-f]{16}_)[0-9A-Za-z]{20,}"), r"\1" + MASK),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + MASK),
-    # user:password@ in URLs (database and LLM endpoints).
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), r"\1" + MASK + "@"),
+# One scan per string: a Ctxfy key (the public key id is kept), a bearer token, or the
+# password of a user:password@ URL (database and LLM endpoints).
+_SECRETS = re.compile(
+    r"\b(?P<key>ctxfy_[0-9a-f]{16}_)[0-9A-Za-z]{20,}"
+    r"|(?i:\b(?P<bearer>bearer)\s+[A-Za-z0-9._~+/=-]+)"
+    r"|(?i:\b(?P<url>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@)"
 )
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match["key"]:
+        return match["key"] + MASK
+    if match["bearer"]:
+        return f"{match['bearer']} {MASK}"
+    return f"{match['url']}{MASK}@"
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def redact_text(text: str) -> str:
     """``text`` with every credential-looking value masked."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    return _SECRETS.sub(_mask, text)
 
 
 def _redact(value: Any) -> Any:
+    if value is None or isinstance(value, int | float):
+        return value
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):

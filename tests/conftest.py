@@ -6,6 +6,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+import infrastructure.logging as logging_setup
+
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
@@ -19,7 +21,9 @@ def _restore_logging() -> Iterator[None]:
         for lg in [logging.getLogger(name)]
     }
     config = structlog.get_config()
+    sink_stream = logging_setup._SINK.stream
     yield
+    logging_setup._SINK.stream = sink_stream
     root.handlers[:], level = saved_root
     root.setLevel(level)
     for name, (handlers, lvl, propagate) in saved.items():
