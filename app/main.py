@@ -143,5 +143,7 @@ async def _flush_usage_every(state: AppState, seconds: float) -> None:
 def create_app_from_env() -> FastAPI:
     """Uvicorn's factory: settings from the environment, logging configured."""
     settings = Settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    # Console rendering is a development aid; other environments always log JSON.
+    fmt = settings.log_format if settings.env == "dev" else "json"
+    configure_logging(level=settings.log_level, fmt=fmt)
     return create_app(settings)

@@ -34,6 +34,14 @@ class RunningServer:
     key: str
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> str:
+        """All output so far, once ``text`` appears in it (bounded by ``timeout``)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: text in "\n".join(self.lines), timeout):
+                raise TimeoutError(f"{text!r} did not appear in the server output")
+            return "\n".join(self.lines)
 
     @property
     def base_url(self) -> str:
@@ -112,7 +120,7 @@ def running_server(
             server.lines.append(line)
             if STARTUP_LINE in line:
                 break
-        drainer = threading.Thread(target=_drain, args=(lines, server.lines), daemon=True)
+        drainer = threading.Thread(target=_drain, args=(lines, server), daemon=True)
         drainer.start()
         yield server
     finally:
@@ -127,6 +135,8 @@ def running_server(
             process.stdout.close()
 
 
-def _drain(lines: "queue.Queue[str | None]", sink: list[str]) -> None:
+def _drain(lines: "queue.Queue[str | None]", server: RunningServer) -> None:
     while (line := lines.get()) is not None:
-        sink.append(line)
+        with server.arrived:
+            server.lines.append(line)
+            server.arrived.notify_all()

@@ -71,3 +71,18 @@ def test_a_revoked_key_stops_working_at_once_on_the_process_that_revoked_it(
         after = http.get("/v1/prompts", headers=auth(victim))
     assert (before.status_code, revoked.status_code, after.status_code) == (200, 200, 401)
     assert after.headers["www-authenticate"] == 'Bearer realm="ctxfy", error="invalid_token"'
+
+
+def test_the_server_output_never_shows_a_key_it_was_sent(server: RunningServer) -> None:
+    canary = ctxfy(server.env, "keys", "create", "--user", "canary", "--scope", "read").strip()
+    secret = canary.split("_")[2]
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
+        http.get("/v1/prompts", headers=auth(canary))
+        http.get("/v1/prompts", params={"api_key": canary})
+        http.post("/v1/prompts/adr/preview", json={"decision_topic": canary}, headers=auth(canary))
+        http.post("/v1/prompts/adr/preview", json={"nope": canary}, headers=auth(canary))
+        http.post(server.mcp_url, json=INITIALIZE, headers=auth(canary + "x"))
+        http.get("/v1/prompts", headers={"X-Request-ID": "canary-done", **auth(server.key)})
+    output = server.wait_for_output('"request_id":"canary-done"')
+    assert canary.split("_")[1] in output, "the canary's requests were logged"
+    assert secret not in output
