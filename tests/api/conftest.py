@@ -1,8 +1,6 @@
 """Fixtures: apps built by ``create_app()`` and clients that reach them in-process."""
 
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,21 +20,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("prompt_name", [entry.name for entry in load_catalog()])
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
-def _hermetic_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Settings see neither the developer's ``CTXFY_`` variables nor a ``.env`` file."""
-    for name in [n for n in os.environ if n.startswith("CTXFY_")]:
-        monkeypatch.delenv(name)
-    # The key store defaults to ./ctxfy.db, so each test gets its own database here;
-    # cheap argon2 keeps first-use verification fast (production costs are tested too).
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CTXFY_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CTXFY_ARGON2_MEMORY_COST_KIB", "1024")
+def _hermetic(hermetic_settings: None) -> None:
+    """Every API test runs with hermetic settings (see ``tests/conftest.py``)."""
 
 
 @pytest.fixture

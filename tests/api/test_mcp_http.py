@@ -12,20 +12,11 @@ from mcp.types import INVALID_PARAMS, TextContent
 from app.main import create_app
 from app.settings import Settings
 from tests.api.harness import catalog_of, issue_key, mcp_over_http
+from tests.mcp_messages import ACCEPT, initialize
 
 pytestmark = pytest.mark.anyio
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "ctxfy-api-tests", "version": "1.0.0"},
-    },
-}
-ACCEPT = {"accept": "application/json, text/event-stream"}
+INITIALIZE = initialize("ctxfy-api-tests")
 PATHS = [pytest.param("/mcp", id="no-slash"), pytest.param("/mcp/", id="slash")]
 
 

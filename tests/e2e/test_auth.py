@@ -4,20 +4,11 @@ import httpx
 import pytest
 
 from tests.e2e.server import RunningServer, ctxfy
+from tests.mcp_messages import ACCEPT, initialize
 
 TIMEOUT = 30
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "e2e", "version": "1"},
-    },
-}
+INITIALIZE = initialize("e2e")
 LIST_PROMPTS = {"jsonrpc": "2.0", "id": 2, "method": "prompts/list"}
-ACCEPT = {"accept": "application/json, text/event-stream"}
 
 
 def auth(key: str) -> dict[str, str]:

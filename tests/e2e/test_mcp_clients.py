@@ -17,6 +17,7 @@ from mcp.types import INVALID_PARAMS, TextContent
 
 from infrastructure.catalog.loader import load_catalog
 from tests.e2e.server import RunningServer
+from tests.mcp_messages import initialize
 
 pytestmark = pytest.mark.anyio
 
@@ -167,21 +168,11 @@ def test_inspector_cli_reports_a_missing_argument(
 
 
 def test_plain_post_to_mcp_initializes_without_redirect(server: RunningServer) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "curl", "version": "8"},
-        },
-    }
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http:
         for path in ("/mcp", "/mcp/"):
             response = http.post(
                 server.base_url + path,
-                json=initialize,
+                json=initialize("curl"),
                 headers={"accept": "*/*", **bearer(server.key)},
             )
             assert response.status_code == 200, response.text

@@ -1,6 +1,5 @@
 """``/metrics`` of an app built by ``create_app()``, scraped and parsed after real traffic."""
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,20 +26,10 @@ CONTEXT_STACK = {"task": "Rotate the signing keys.", "domain": "identity platfor
 type Labels = dict[str, str]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(autouse=True)
-def _hermetic_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No developer ``CTXFY_`` variables, a key store in a fresh directory, cheap argon2."""
-    for name in [n for n in os.environ if n.startswith("CTXFY_")]:
-        monkeypatch.delenv(name)
+def _hermetic(hermetic_settings: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hermetic settings (``tests/conftest.py``), and single-process metrics."""
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CTXFY_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CTXFY_ARGON2_MEMORY_COST_KIB", "1024")
 
 
 def instrument(app: FastAPI) -> Metrics:
