@@ -2,21 +2,16 @@
 
 import json
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import respx
 
 from domain.llm import (
     LlmBadResponse,
-    LlmCircuitOpen,
-    LlmError,
     LlmMessage,
     LlmNotConfigured,
     LlmRateLimited,
@@ -25,106 +20,24 @@ from domain.llm import (
     LlmTimeout,
     LlmUnavailable,
 )
-from infrastructure.llm.breaker import BreakerState, CircuitBreaker
 from infrastructure.llm.openai_compatible import OpenAICompatibleLlm
+from tests.integration.llm_world import (
+    ASK,
+    BASE,
+    KEY,
+    World,
+    built,
+    failure,
+    ok,
+)
 
 pytestmark = pytest.mark.anyio
-BASE = "https://llm.test/v1"
-KEY = "sk-server-only-0123456789"
-THRESHOLD = 3
-COOLDOWN = 30.0
-ASK = LlmRequest(messages=(LlmMessage("user", "Summarise this."),), max_tokens=64)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-def ok(text: str = "A summary.", **extra: Any) -> httpx.Response:
-    body = {
-        "id": "chatcmpl-1",
-        "model": "gpt-test-2026",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
-    }
-    return httpx.Response(200, json=body | extra)
-
-
-@dataclass
-class Clock:
-    """Wall and monotonic time, moved only by the test."""
-
-    wall: datetime = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-    mono: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
-@dataclass
-class World:
-    llm: OpenAICompatibleLlm
-    route: respx.Route
-    clock: Clock
-    breaker: CircuitBreaker
-    sleeps: list[float] = field(default_factory=list)
-    jitter_ranges: list[tuple[float, float]] = field(default_factory=list)
-
-    def state(self) -> BreakerState:
-        return self.breaker.state
-
-    def requests(self) -> list[httpx.Request]:
-        return [call.request for call in self.route.calls]
-
-
-@asynccontextmanager
-async def built(**options: Any) -> AsyncIterator[World]:
-    router = respx.MockRouter(base_url=BASE, assert_all_called=False)
-    route = router.post("/chat/completions")
-    clock = Clock()
-    breaker = CircuitBreaker(
-        failure_threshold=THRESHOLD, cooldown_seconds=COOLDOWN, clock=lambda: clock.mono
-    )
-    sleeps: list[float] = []
-    ranges: list[tuple[float, float]] = []
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        await anyio.lowlevel.checkpoint()
-
-    def widest(low: float, high: float) -> float:
-        ranges.append((low, high))
-        return high
-
-    settings: dict[str, Any] = {"api_key": KEY} | options
-    llm = OpenAICompatibleLlm(
-        BASE,
-        model="gpt-test",
-        breaker=breaker,
-        transport=httpx.MockTransport(router.async_handler),
-        now=lambda: clock.wall,
-        monotonic=lambda: clock.mono,
-        sleep=sleep,
-        uniform=widest,
-        **settings,
-    )
-    yield World(llm, route, clock, breaker, sleeps, ranges)
-    await llm.close()
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     async with built() as world:
         yield world
-
-
-async def failure(world: World, request: LlmRequest = ASK) -> LlmError:
-    with anyio.fail_after(5), pytest.raises(LlmError) as raised:
-        await world.llm.complete(request)
-    assert KEY not in str(raised.value)
-    return raised.value
 
 
 async def test_a_completion_carries_text_model_provider_tokens_and_latency(world: World) -> None:
@@ -319,92 +232,6 @@ async def test_an_answer_without_a_completion_is_a_bad_response(
     assert world.route.call_count == 1
 
 
-async def open_breaker(world: World) -> None:
-    world.route.return_value = httpx.Response(500)
-    for _ in range(THRESHOLD):
-        assert isinstance(await failure(world), LlmUnavailable)
-
-
-async def test_the_breaker_opens_after_consecutive_failures_and_sends_nothing() -> None:
-    async with built(max_retries=0) as world:
-        await open_breaker(world)
-        world.clock.advance(COOLDOWN - 1)
-        error = await failure(world)
-        assert isinstance(error, LlmCircuitOpen)
-        assert error.retry_after == pytest.approx(1.0)
-        assert world.route.call_count == THRESHOLD
-
-
-async def test_a_success_resets_the_consecutive_failure_count() -> None:
-    async with built(max_retries=0) as world:
-        down = httpx.Response(500)
-        world.route.side_effect = [down] * (THRESHOLD - 1) + [ok()] + [down] * (THRESHOLD - 1)
-        for _ in range(THRESHOLD - 1):
-            await failure(world)
-        await world.llm.complete(ASK)
-        for _ in range(THRESHOLD - 1):
-            await failure(world)
-        assert world.state() is BreakerState.CLOSED
-
-
-async def test_rejections_do_not_open_the_breaker() -> None:
-    async with built(max_retries=0) as world:
-        world.route.return_value = httpx.Response(400)
-        for _ in range(THRESHOLD + 1):
-            assert isinstance(await failure(world), LlmRejected)
-        assert world.state() is BreakerState.CLOSED
-
-
-async def test_after_the_cooldown_exactly_one_trial_goes_through_and_success_closes() -> None:
-    async with built(max_retries=0) as world:
-        await open_breaker(world)
-        world.clock.advance(COOLDOWN)
-        assert world.state() is BreakerState.HALF_OPEN
-        entered, release = anyio.Event(), anyio.Event()
-
-        async def slow_ok(request: httpx.Request) -> httpx.Response:
-            entered.set()
-            await release.wait()
-            return ok()
-
-        world.route.side_effect = slow_ok
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(world.llm.complete, ASK)
-                await entered.wait()
-                assert isinstance(await failure(world), LlmCircuitOpen)
-                release.set()
-        assert world.route.call_count == THRESHOLD + 1
-        assert world.state() is BreakerState.CLOSED
-        world.route.side_effect = None
-        world.route.return_value = ok()
-        assert (await world.llm.complete(ASK)).text == "A summary."
-
-
-async def test_a_failed_trial_opens_the_breaker_for_another_cooldown() -> None:
-    async with built(max_retries=0) as world:
-        await open_breaker(world)
-        world.clock.advance(COOLDOWN)
-        world.route.side_effect = httpx.ConnectError("still down")
-        assert isinstance(await failure(world), LlmUnavailable)
-        error = await failure(world)
-        assert isinstance(error, LlmCircuitOpen)
-        assert error.retry_after == pytest.approx(COOLDOWN)
-        assert world.route.call_count == THRESHOLD + 1
-
-
-async def test_a_rate_limited_trial_leaves_the_breaker_half_open() -> None:
-    async with built(max_retries=0) as world:
-        await open_breaker(world)
-        world.clock.advance(COOLDOWN)
-        world.route.return_value = httpx.Response(429)
-        assert isinstance(await failure(world), LlmRateLimited)
-        assert world.state() is BreakerState.HALF_OPEN
-        world.route.return_value = ok()
-        await world.llm.complete(ASK)
-        assert world.state() is BreakerState.CLOSED
-
-
 async def test_over_the_concurrency_cap_a_call_waits_for_a_free_slot() -> None:
     async with built(max_concurrency=1) as world:
         arrived: list[httpx.Request] = []
@@ -439,3 +266,24 @@ async def test_a_closed_client_is_unavailable(world: World) -> None:
 def test_an_adapter_without_url_or_model_is_not_configured(base_url: str, model: str) -> None:
     with pytest.raises(LlmNotConfigured):
         OpenAICompatibleLlm(base_url, None, model)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_retries": -1},
+        {"max_concurrency": 0},
+        {"connect_timeout": 10.0},
+        {"connect_timeout": 0.0},
+        {"read_timeout": 0.0},
+    ],
+)
+def test_an_adapter_refuses_impossible_limits(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"max_|timeouts"):
+        OpenAICompatibleLlm(BASE, None, "m", **options)
+
+
+async def test_an_unreadable_retry_after_falls_back_to_backoff(world: World) -> None:
+    world.route.side_effect = [httpx.Response(429, headers={"Retry-After": "soon"}), ok()]
+    await world.llm.complete(ASK)
+    assert world.sleeps == [0.5]
