@@ -12,6 +12,8 @@ from domain.errors import CtxfyError
 
 MAX_TOKENS_LIMIT = 200_000
 TEMPERATURE_MAX = 2.0
+MAX_MODEL_HINTS = 8
+MAX_MODEL_HINT_LENGTH = 128
 
 type Role = Literal["user", "assistant"]
 _ROLES = frozenset({"user", "assistant"})
@@ -32,6 +34,43 @@ class LlmMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ModelPreferences:
+    """Which model a prompt would like, as MCP sampling expresses it.
+
+    Advisory: a client maps ``hints`` (model-name substrings, in order of preference) and the
+    0–1 priorities onto the models it has. The server-side LLM always uses the model its
+    operator configured.
+    """
+
+    hints: tuple[str, ...] = ()
+    cost_priority: float | None = None
+    speed_priority: float | None = None
+    intelligence_priority: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hints, tuple):
+            raise TypeError("hints must be a tuple")
+        if len(self.hints) > MAX_MODEL_HINTS:
+            raise ValueError(f"at most {MAX_MODEL_HINTS} model hints")
+        for hint in self.hints:
+            if not hint.strip() or len(hint) > MAX_MODEL_HINT_LENGTH:
+                raise ValueError(
+                    f"a model hint must be non-empty and at most {MAX_MODEL_HINT_LENGTH} characters"
+                )
+        for label, priority in self.priorities():
+            if priority is not None and not (math.isfinite(priority) and 0 <= priority <= 1):
+                raise ValueError(f"{label} must be between 0 and 1")
+
+    def priorities(self) -> tuple[tuple[str, float | None], ...]:
+        """The three priorities by name, unset ones as ``None``."""
+        return (
+            ("cost_priority", self.cost_priority),
+            ("speed_priority", self.speed_priority),
+            ("intelligence_priority", self.intelligence_priority),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmRequest:
     """What to ask a model: the conversation, an optional system prompt and sampling limits."""
 
@@ -39,7 +78,7 @@ class LlmRequest:
     system_prompt: str | None = None
     max_tokens: int = 1024
     temperature: float | None = None
-    model_hint: str | None = None
+    model_preferences: ModelPreferences | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.messages, tuple):
@@ -54,8 +93,6 @@ class LlmRequest:
             raise ValueError(f"temperature must be between 0 and {TEMPERATURE_MAX}")
         if self.system_prompt is not None and not self.system_prompt:
             raise ValueError("system_prompt must be None or non-empty")
-        if self.model_hint is not None and not self.model_hint.strip():
-            raise ValueError("model_hint must be None or non-empty")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +168,10 @@ class LlmCircuitOpen(LlmError):
 
 class SamplingUnavailable(LlmError):
     """The MCP client cannot sample its own LLM for this request."""
+
+
+class SamplingFailed(LlmError):
+    """The MCP client's LLM was asked and refused or failed (the client sent an error)."""
 
 
 class LlmGateway(Protocol):

@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Literal
 
 from domain.errors import CatalogError
+from domain.llm import ModelPreferences
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
@@ -133,6 +134,7 @@ class GenerationSettings:
     system_prompt: str
     max_tokens: int = 4096
     temperature: float | None = None
+    model_preferences: ModelPreferences | None = None
 
     def __post_init__(self) -> None:
         if not self.system_prompt.strip():

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from domain.errors import CatalogError
+from domain.llm import ModelPreferences
 from domain.prompts import (
     ArgumentType,
     GenerationSettings,
@@ -58,12 +60,37 @@ class MessageFile(_Strict):
     content: StrictStr
 
 
+type Priority = StrictInt | StrictFloat | None
+
+
+class ModelPreferencesFile(_Strict):
+    """``generation.model_preferences``: MCP sampling's advice on which model to use."""
+
+    hints: list[StrictStr] = Field(default_factory=list)
+    cost_priority: Priority = None
+    speed_priority: Priority = None
+    intelligence_priority: Priority = None
+
+    def to_domain(self) -> ModelPreferences:
+        """The domain value; raises ``CatalogError`` naming the field."""
+        try:
+            return ModelPreferences(
+                hints=tuple(self.hints),
+                cost_priority=self.cost_priority,
+                speed_priority=self.speed_priority,
+                intelligence_priority=self.intelligence_priority,
+            )
+        except ValueError as exc:
+            raise CatalogError(str(exc), field="generation.model_preferences") from None
+
+
 class GenerationFile(_Strict):
     """The optional ``generation:`` block that makes a prompt generate documents."""
 
     system_prompt: StrictStr
     max_tokens: StrictInt = 4096
     temperature: StrictInt | StrictFloat | None = None
+    model_preferences: ModelPreferencesFile | None = None
 
 
 class PromptFile(_Strict):
@@ -86,6 +113,9 @@ class PromptFile(_Strict):
                 system_prompt=self.generation.system_prompt,
                 max_tokens=self.generation.max_tokens,
                 temperature=self.generation.temperature,
+                model_preferences=self.generation.model_preferences.to_domain()
+                if self.generation.model_preferences
+                else None,
             )
             if self.generation
             else None

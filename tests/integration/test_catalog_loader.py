@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from domain.errors import CatalogError, PromptNotFound
+from domain.llm import MAX_MODEL_HINT_LENGTH, MAX_MODEL_HINTS, ModelPreferences
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 from infrastructure.catalog.loader import (
     BUILTIN_DIR,
@@ -20,12 +21,28 @@ BUILTIN_FILES = prompt_files(BUILTIN_DIR)
 WHO = argument("who", required=True)
 
 
+def preferring(**preferences: Any) -> dict[str, Any]:
+    """Prompt changes: a ``generation:`` block with these ``model_preferences``."""
+    return {"generation": {"system_prompt": "Be brief.", "model_preferences": preferences}}
+
+
 @pytest.mark.parametrize("path", BUILTIN_FILES, ids=lambda path: path.name)
 def test_every_built_in_prompt_renders_its_own_example(path: Path) -> None:
     entry = load_entry(path)
     rendered = entry.render(entry.definition.example_arguments)
     assert len(rendered.messages) == len(entry.definition.messages)
     assert all(message.text for message in rendered.messages)
+
+
+@pytest.mark.parametrize("path", BUILTIN_FILES, ids=lambda path: path.name)
+def test_every_built_in_prompt_states_model_priorities_but_no_vendor_hints(path: Path) -> None:
+    generation = load_entry(path).definition.generation
+    assert generation is not None
+    preferences = generation.model_preferences
+    assert preferences is not None
+    assert preferences.hints == ()
+    assert preferences.speed_priority is not None
+    assert preferences.intelligence_priority is not None
 
 
 def test_the_built_in_catalog_loads_one_uniquely_named_prompt_per_file() -> None:
@@ -111,6 +128,48 @@ def test_a_minimal_prompt_file_loads(tmp_path: Path) -> None:
             "less than or equal to 5",
             id="default-out-of-range",
         ),
+        pytest.param(
+            preferring(colour="blue"),
+            "generation.model_preferences.colour",
+            "Extra inputs",
+            id="unknown-model-preference",
+        ),
+        pytest.param(
+            preferring(speed_priority=1.5),
+            "generation.model_preferences",
+            "speed_priority must be between 0 and 1",
+            id="priority-over-one",
+        ),
+        pytest.param(
+            preferring(cost_priority=-0.1),
+            "generation.model_preferences",
+            "cost_priority must be between 0 and 1",
+            id="negative-priority",
+        ),
+        pytest.param(
+            preferring(hints=["sonnet", " "]),
+            "generation.model_preferences",
+            "a model hint must be non-empty",
+            id="blank-model-hint",
+        ),
+        pytest.param(
+            preferring(hints=["x" * (MAX_MODEL_HINT_LENGTH + 1)]),
+            "generation.model_preferences",
+            f"at most {MAX_MODEL_HINT_LENGTH} characters",
+            id="model-hint-too-long",
+        ),
+        pytest.param(
+            preferring(hints=[f"model-{i}" for i in range(MAX_MODEL_HINTS + 1)]),
+            "generation.model_preferences",
+            f"at most {MAX_MODEL_HINTS} model hints",
+            id="too-many-model-hints",
+        ),
+        pytest.param(
+            preferring(hints=[4]),
+            "generation.model_preferences.hints.0",
+            "valid string",
+            id="model-hint-not-a-string",
+        ),
     ],
 )
 def test_an_invalid_prompt_file_is_rejected_naming_file_prompt_and_field(
@@ -123,6 +182,29 @@ def test_an_invalid_prompt_file_is_rejected_naming_file_prompt_and_field(
     assert (error.source, error.prompt, error.field) == (str(path), "greet", field)
     assert message in error.message
     assert str(error).startswith(f"{path}: prompt 'greet': field '{field}': ")
+
+
+def test_model_preferences_load_into_the_generation_settings(tmp_path: Path) -> None:
+    document = prompt(
+        **preferring(
+            hints=["haiku", "flash"],
+            cost_priority=0,
+            speed_priority=0.8,
+            intelligence_priority=1,
+        )
+    )
+    generation = load_prompt(tmp_path, document).definition.generation
+    assert generation is not None
+    assert generation.model_preferences == ModelPreferences(
+        hints=("haiku", "flash"), cost_priority=0, speed_priority=0.8, intelligence_priority=1
+    )
+
+
+def test_a_generation_block_without_model_preferences_has_none(tmp_path: Path) -> None:
+    document = prompt(generation={"system_prompt": "Be brief."})
+    generation = load_prompt(tmp_path, document).definition.generation
+    assert generation is not None
+    assert generation.model_preferences is None
 
 
 def test_invalid_yaml_is_rejected_with_its_line_and_column(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from domain.llm import (
     LlmRequest,
     LlmTimeout,
     LlmUnavailable,
+    ModelPreferences,
     SamplingUnavailable,
 )
 
@@ -74,15 +75,47 @@ def test_temperature_outside_0_to_2_is_refused(temperature: float) -> None:
         LlmRequest(messages=HELLO, temperature=temperature)
 
 
-def test_an_empty_system_prompt_or_model_hint_is_refused() -> None:
+def test_an_empty_system_prompt_is_refused() -> None:
     with pytest.raises(ValueError, match="system_prompt"):
         LlmRequest(messages=HELLO, system_prompt="")
-    with pytest.raises(ValueError, match="model_hint"):
-        LlmRequest(messages=HELLO, model_hint=" ")
+
+
+@pytest.mark.parametrize(
+    ("preferences", "match"),
+    [
+        ({"hints": (" ",)}, "model hint"),
+        ({"hints": ("x" * 129,)}, "model hint"),
+        ({"hints": tuple("abcdefghi")}, "at most 8"),
+        ({"cost_priority": 1.5}, "cost_priority"),
+        ({"speed_priority": -0.1}, "speed_priority"),
+        ({"intelligence_priority": math.nan}, "intelligence_priority"),
+    ],
+)
+def test_model_preferences_are_checked(preferences: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ModelPreferences(**preferences)  # type: ignore[arg-type]
+
+
+def test_model_preferences_hints_must_be_a_tuple() -> None:
+    with pytest.raises(TypeError, match="tuple"):
+        ModelPreferences(hints=["claude"])  # type: ignore[arg-type]
+
+
+def test_model_preferences_list_their_priorities_by_name() -> None:
+    preferences = ModelPreferences(hints=("claude",), speed_priority=0.25)
+    assert preferences.priorities() == (
+        ("cost_priority", None),
+        ("speed_priority", 0.25),
+        ("intelligence_priority", None),
+    )
 
 
 def test_a_request_is_immutable() -> None:
-    request = LlmRequest(messages=HELLO, system_prompt="be brief", model_hint="small")
+    request = LlmRequest(
+        messages=HELLO,
+        system_prompt="be brief",
+        model_preferences=ModelPreferences(hints=("small",)),
+    )
     with pytest.raises(AttributeError):
         request.max_tokens = 5  # type: ignore[misc]
 
