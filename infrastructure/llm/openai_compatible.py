@@ -59,6 +59,7 @@ class OpenAICompatibleLlm:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
+        total_timeout: float | None = None,
         max_retries: int = 2,
         max_concurrency: int = 8,
         breaker: CircuitBreaker | None = None,
@@ -72,6 +73,9 @@ class OpenAICompatibleLlm:
         """Build the adapter (no connection is made until the first call).
 
         Args:
+            total_timeout: the budget of one ``complete`` call, queueing for the concurrency
+                cap and retries included (default ``read_timeout``); past it the call
+                raises ``LlmTimeout``, and a retry that would end past it is not made.
             breaker: defaults to a ``CircuitBreaker`` on the ``monotonic`` clock.
             sleep: awaited for retry backoff; tests pass one that only records delays.
             uniform: draws the full-jitter backoff delay.
@@ -85,11 +89,17 @@ class OpenAICompatibleLlm:
             raise ValueError("max_retries must be non-negative")
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        if not 0 < connect_timeout <= MAX_CONNECT_TIMEOUT_S or not read_timeout > 0:
+        total_timeout = read_timeout if total_timeout is None else total_timeout
+        if (
+            not 0 < connect_timeout <= MAX_CONNECT_TIMEOUT_S
+            or not read_timeout > 0
+            or not total_timeout > 0
+        ):
             raise ValueError(
                 f"timeouts must be positive, the connect one ≤ {MAX_CONNECT_TIMEOUT_S}"
             )
         self.model = model
+        self.total_timeout = total_timeout
         self.provider = provider
         self._max_retries = max_retries
         self._breaker = breaker or CircuitBreaker(clock=monotonic)
@@ -119,15 +129,34 @@ class OpenAICompatibleLlm:
         if self._client.is_closed:
             raise LlmUnavailable("the LLM client is closed")
         self._breaker.check()  # fail fast rather than queue behind the concurrency cap
-        async with self._limit:
+        deadline = self._monotonic() + self.total_timeout
+        try:
+            with anyio.fail_after(self.total_timeout):
+                await self._limit.acquire()
+        except TimeoutError:
+            raise self._timed_out() from None
+        try:
             started = self._monotonic()
             with self._breaker.guard():
-                body = await self._post_with_retries(self._body(request))
-            return self._completion(body, request, (self._monotonic() - started) * 1000)
+                body = await self._post_within(self._body(request), deadline - started, deadline)
+            return self._completion(body, (self._monotonic() - started) * 1000)
+        finally:
+            self._limit.release()
 
     async def close(self) -> None:
         """Close the HTTP client and its connections."""
         await self._client.aclose()
+
+    def _timed_out(self) -> LlmTimeout:
+        return LlmTimeout(f"the LLM provider did not answer within {self.total_timeout:g} s")
+
+    async def _post_within(self, body: dict[str, Any], budget: float, deadline: float) -> Any:
+        # Raised inside the breaker's guard, so a call that runs out of time counts as a failure.
+        try:
+            with anyio.fail_after(max(budget, 0.0)):
+                return await self._post_with_retries(body, deadline)
+        except TimeoutError:
+            raise self._timed_out() from None
 
     def _body(self, request: LlmRequest) -> dict[str, Any]:
         messages = []
@@ -135,7 +164,8 @@ class OpenAICompatibleLlm:
             messages.append({"role": "system", "content": request.system_prompt})
         messages += [{"role": m.role, "content": m.text} for m in request.messages]
         body: dict[str, Any] = {
-            "model": request.model_hint or self.model,
+            # The operator's model always: a prompt's model preferences advise clients only.
+            "model": self.model,
             "messages": messages,
             "max_tokens": request.max_tokens,
         }
@@ -143,14 +173,17 @@ class OpenAICompatibleLlm:
             body["temperature"] = request.temperature
         return body
 
-    async def _post_with_retries(self, body: dict[str, Any]) -> Any:
+    async def _post_with_retries(self, body: dict[str, Any], deadline: float) -> Any:
         for attempt in range(self._max_retries + 1):
             try:
                 return await self._post(body)
             except _Retryable as retry:
                 if attempt == self._max_retries:
                     raise retry.error from retry.error.__cause__
-                await self._sleep(self._delay(attempt, retry.retry_after))
+                delay = self._delay(attempt, retry.retry_after)
+                if self._monotonic() + delay >= deadline:  # the wait alone would overrun
+                    raise retry.error from retry.error.__cause__
+                await self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -199,7 +232,7 @@ class OpenAICompatibleLlm:
                 return None
         return max(0.0, seconds) if math.isfinite(seconds) else None
 
-    def _completion(self, body: Any, request: LlmRequest, latency_ms: float) -> LlmCompletion:
+    def _completion(self, body: Any, latency_ms: float) -> LlmCompletion:
         try:
             text = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as exc:
@@ -211,7 +244,7 @@ class OpenAICompatibleLlm:
         usage = usage if isinstance(usage, dict) else {}
         return LlmCompletion(
             text=text,
-            model=model if isinstance(model, str) and model else request.model_hint or self.model,
+            model=model if isinstance(model, str) and model else self.model,
             provider=self.provider,
             input_tokens=_tokens(usage.get("prompt_tokens")),
             output_tokens=_tokens(usage.get("completion_tokens")),

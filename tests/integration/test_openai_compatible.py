@@ -19,6 +19,7 @@ from domain.llm import (
     LlmRequest,
     LlmTimeout,
     LlmUnavailable,
+    ModelPreferences,
 )
 from infrastructure.llm.openai_compatible import OpenAICompatibleLlm
 from tests.integration.llm_world import (
@@ -54,7 +55,9 @@ async def test_a_completion_carries_text_model_provider_tokens_and_latency(world
     assert completion.latency_ms == pytest.approx(250.0)
 
 
-async def test_the_body_puts_the_system_prompt_first_and_uses_the_model_hint(world: World) -> None:
+async def test_the_body_puts_the_system_prompt_first_and_uses_the_configured_model(
+    world: World,
+) -> None:
     world.route.return_value = ok()
     request = LlmRequest(
         messages=(
@@ -65,11 +68,11 @@ async def test_the_body_puts_the_system_prompt_first_and_uses_the_model_hint(wor
         system_prompt="Be brief.",
         max_tokens=100,
         temperature=0.2,
-        model_hint="gpt-small",
+        model_preferences=ModelPreferences(hints=("gpt-small",), cost_priority=1.0),
     )
     await world.llm.complete(request)
     assert json.loads(world.requests()[0].content) == {
-        "model": "gpt-small",
+        "model": "gpt-test",
         "messages": [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Q1"},
