@@ -18,7 +18,8 @@ MAX_FILE_BYTES = 1_048_576
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The names pydantic appends to an error's path for each member of a scalar union.
-_UNION_MEMBERS = frozenset({"str", "bool", "int", "float"})
+# pydantic's names of the scalar types a field may take, as the format documents them.
+_UNION_MEMBERS = {"str": "string", "bool": "boolean", "int": "integer", "float": "number"}
 
 
 def _read_document(path: Path) -> object:
@@ -63,8 +64,17 @@ def _first_error(exc: ValidationError) -> CatalogError:
     same_place = [
         e for e in errors if [str(p) for p in e["loc"] if p not in _UNION_MEMBERS] == path
     ]
-    if len(same_place) > 1:
-        message = "must be a single string, integer, number or boolean value"
+    kinds = list(
+        dict.fromkeys(
+            _UNION_MEMBERS[str(part)]
+            for e in same_place
+            for part in e["loc"]
+            if str(part) in _UNION_MEMBERS
+        )
+    )
+    if len(same_place) > 1 and kinds:
+        *others, last = kinds
+        message = f"must be a single {', '.join(others)}{' or ' if others else ''}{last} value"
     else:
         message = errors[0]["msg"]
     rest = exc.error_count() - len(same_place)

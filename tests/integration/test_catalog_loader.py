@@ -69,6 +69,18 @@ def test_a_minimal_prompt_file_loads(tmp_path: Path) -> None:
         ),
         pytest.param({"version": 1}, "version", "valid string", id="wrong-type"),
         pytest.param(
+            {"generation": {"system_prompt": "Be brief.", "temperature": "hot"}},
+            "generation.temperature",
+            "must be a single integer or number value",
+            id="number-only-field-given-text",
+        ),
+        pytest.param(
+            {"example": {"who": ["Ada"]}},
+            "example.who",
+            "must be a single string, boolean, integer or number value",
+            id="scalar-field-given-a-list",
+        ),
+        pytest.param(
             {"arguments": [argument("who", "text", required=True)]},
             "arguments.0.type",
             "Input should be",
