@@ -17,8 +17,10 @@ from app.auth.identity import (
     NotAuthenticated,
     unauthorized,
 )
+from app.generation import failure_of
 from domain.errors import FieldError, InvalidArguments, PromptNotFound, PromptRenderError
 from domain.keys import KeyLifecycleError, KeyNotFound, ScopeNotGrantable
+from domain.llm import LlmError
 from domain.ports import KeyStoreUnavailable
 
 logger = structlog.get_logger(__name__)
@@ -148,6 +150,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(LlmError)
+    async def llm_failed(_: Request, exc: LlmError) -> JSONResponse:
+        # The generator has logged it; the message never carries upstream bodies or keys.
+        failure = failure_of(exc)
+        headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else None
+        return error_response(failure.status, failure.code, str(exc), headers=headers)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled_error", exc_info=exc)
@@ -159,4 +168,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Arguments or body failed validation."},
+}
+GENERATION_FAILURES: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorBody, "description": "The LLM provider refused, failed or garbled it."},
+    503: {
+        "model": ErrorBody,
+        "description": "No server-side LLM is configured, or the provider is rate limiting "
+        "or failing (circuit open); `Retry-After` says when to try again.",
+    },
+    504: {"model": ErrorBody, "description": "The LLM did not answer in time."},
 }

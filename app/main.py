@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from app.asgi import McpPathMiddleware
 from app.auth.middleware import AuthMiddleware
-from app.composition import build_key_parts
+from app.composition import build_generator, build_key_parts, build_server_llm
 from app.errors import install_error_handlers
 from app.mcp_metrics import McpMetricsMiddleware
 from app.mcp_server import build_mcp_server
+from app.mcp_tools import generation_tools
 from app.observability import RequestContextMiddleware
 from app.rest import health, keys, prompts
 from app.settings import Settings
@@ -31,7 +32,9 @@ Requirements Prompts, technical specifications and more — to MCP clients at `/
 (streamable HTTP) and to REST clients under `/v1`.
 
 Every prompt has its own preview operation below, typed by the prompt's arguments and
-with a worked example: it renders exactly the messages MCP `prompts/get` returns.
+with a worked example: it renders exactly the messages MCP `prompts/get` returns. Prompts
+that generate documents also have a generate operation, which has the server-side LLM
+write the finished document (`write` scope).
 """
 
 
@@ -56,6 +59,15 @@ def create_app(settings: Settings) -> FastAPI:
     metrics.prompts_loaded(len(catalog))
     # First in FastMCP's chain, so it times the rest and counts what later middleware refuses.
     mcp.middleware.insert(0, McpMetricsMiddleware(metrics))
+    server_llm = build_server_llm(settings)
+    generator = build_generator(settings, server_llm, metrics)
+    for tool in generation_tools(
+        list(catalog),
+        generator,
+        stateless=settings.mcp_stateless,
+        sampling_timeout=settings.llm_sampling_timeout_seconds,
+    ):
+        mcp.add_tool(tool)
     mcp_app = mcp.http_app(
         path="/",
         stateless_http=settings.mcp_stateless,
@@ -72,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         authenticator=parts.authenticator,
         keys=parts.keys,
         metrics=metrics,
+        generator=generator,
     )
 
     @asynccontextmanager
@@ -90,6 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
                     tasks.cancel_scope.cancel()
         finally:
             metrics.close()
+            if server_llm is not None:
+                await server_llm.close()
             await flush_usage(state)
             await state.key_store.close()
 

@@ -19,7 +19,9 @@ from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 INSTRUCTIONS = (
     "Ctxfy serves context-engineering prompts: Context Stacks, Product Requirements "
     "Prompts, technical specifications and more. List them with prompts/list and render "
-    "one with prompts/get; every argument is described in the listing."
+    "one with prompts/get; every argument is described in the listing. With a write key, "
+    "the generate_<prompt> tools turn a prompt into the finished document, written by your "
+    "own LLM through sampling when you offer it, otherwise by the server's."
 )
 
 

@@ -6,6 +6,8 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.generation import LlmMode, default_mode
+
 type Environment = Literal["dev", "staging", "prod"]
 type LogFormat = Literal["json", "console"]
 type LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -74,6 +76,45 @@ class Settings(BaseSettings):
         "so load balancers move traffic away before shutdown; 0 shuts down at once.",
     )
 
+    llm_mode: LlmMode | None = Field(
+        None,
+        description="Which LLM generates documents: client (the MCP client's, through "
+        "sampling), server (CTXFY_LLM_BASE_URL), or fallback (the client's when it can "
+        "sample, else the server's). Default: fallback when a server LLM is configured, "
+        "else client.",
+    )
+    llm_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible API root, e.g. https://api.openai.com/v1 or "
+        "http://localhost:11434/v1 (Ollama); Ctxfy posts to {base}/chat/completions.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="Sent upstream as a Bearer token; callers' keys never are."
+    )
+    llm_model: str | None = Field(None, description="The model the server-side LLM uses.")
+    llm_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=900,
+        description="Budget of one server-side generation, retries included; "
+        "past it the request fails with llm_timeout.",
+    )
+    llm_connect_timeout_seconds: float = Field(5.0, gt=0, le=5)
+    llm_max_retries: int = Field(2, ge=0, le=5)
+    llm_max_concurrency: int = Field(
+        8, ge=1, le=1024, description="Server-side generations in flight at once, per worker."
+    )
+    llm_breaker_failures: int = Field(
+        5, ge=1, le=100, description="Consecutive upstream failures that open the breaker."
+    )
+    llm_breaker_cooldown_seconds: float = Field(30.0, gt=0, le=3600)
+    llm_sampling_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=900,
+        description="How long to wait for the MCP client's LLM to answer a sampling request.",
+    )
+
     docs_enabled: bool = True
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
@@ -84,6 +125,31 @@ class Settings(BaseSettings):
         if not url.get_secret_value().startswith(("sqlite:///", "postgresql://")):
             raise ValueError("CTXFY_DATABASE_URL must start with sqlite:/// or postgresql://")
         return url
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_base_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("CTXFY_LLM_BASE_URL must start with http:// or https://")
+        return url or None
+
+    @property
+    def server_llm_configured(self) -> bool:
+        """Whether a server-side LLM is set up (base URL and model)."""
+        return self.llm_base_url is not None
+
+    @property
+    def effective_llm_mode(self) -> LlmMode:
+        """``llm_mode``, or its default for the configured LLMs."""
+        return self.llm_mode or default_mode(server_configured=self.server_llm_configured)
+
+    @model_validator(mode="after")
+    def _llm_is_complete(self) -> Self:
+        if self.llm_base_url is not None and not (self.llm_model or "").strip():
+            raise ValueError("CTXFY_LLM_BASE_URL is set, so CTXFY_LLM_MODEL must name a model")
+        if self.llm_mode is LlmMode.SERVER and not self.server_llm_configured:
+            raise ValueError("CTXFY_LLM_MODE=server needs CTXFY_LLM_BASE_URL and CTXFY_LLM_MODEL")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_in_prod(self) -> Self:

@@ -11,6 +11,7 @@ from fastmcp.server.http import StarletteWithLifespan, StreamableHTTPASGIApp
 from starlette.routing import Route
 
 from app.auth.authenticator import Authenticator
+from app.generation import Generator
 from app.keys import KeyService
 from app.settings import Settings
 from domain.health import CheckResult
@@ -80,6 +81,7 @@ class AppState:
     authenticator: Authenticator
     keys: KeyService
     metrics: Metrics
+    generator: Generator
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ready: bool = False
     # Set when the process has been told to stop: readiness fails so load balancers move

@@ -194,14 +194,19 @@ class Metrics:
         model: str,
         outcome: Outcome,
         seconds: float,
-        input_tokens: int,
-        output_tokens: int,
+        input_tokens: int | None,
+        output_tokens: int | None,
     ) -> None:
-        """Record one LLM call; ``provider`` and ``model`` come from settings, not clients."""
+        """Record one LLM call; ``provider`` and ``model`` come from settings, not clients.
+
+        Token counts the provider did not report (MCP sampling never does) are not counted.
+        """
         self._llm_requests.labels(provider, model, outcome).inc()
         self._llm_duration.labels(provider, model).observe(seconds)
-        self._llm_tokens.labels(provider, model, "input").inc(input_tokens)
-        self._llm_tokens.labels(provider, model, "output").inc(output_tokens)
+        if input_tokens is not None:
+            self._llm_tokens.labels(provider, model, "input").inc(input_tokens)
+        if output_tokens is not None:
+            self._llm_tokens.labels(provider, model, "output").inc(output_tokens)
 
     def prompts_loaded(self, count: int) -> None:
         """Set how many prompts the catalog holds."""

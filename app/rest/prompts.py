@@ -4,13 +4,16 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from app.auth.scopes import require_scope
-from app.deps import Catalog
-from app.errors import INVALID, NOT_FOUND
+from app.deps import Catalog, get_state
+from app.errors import GENERATION_FAILURES, INVALID, NOT_FOUND
+from app.generation import GeneratedDocument
+from app.observability import request_log
 from domain.errors import PromptNotFound
+from domain.generation import ClientSampling
 from domain.keys import Scope
 from domain.prompts import PromptArgument, PromptDefinition, RenderedPrompt, Scalar
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
@@ -139,17 +142,48 @@ def _preview_endpoint(
     async def preview(arguments: BaseModel) -> PreviewResponse:
         return preview_response(entry.render_validated(arguments.model_dump()))
 
+    return _with_body(preview, entry, PreviewResponse)
+
+
+def _with_body[R](
+    handler: Callable[..., Coroutine[Any, Any, R]], entry: CatalogEntry, returns: type[R]
+) -> Callable[..., Coroutine[Any, Any, R]]:
+    """Give ``handler`` a body parameter typed by ``entry``'s argument model, with its example."""
     example = entry.definition.example_arguments
     body = Body(openapi_examples={"example": {"summary": entry.definition.title, "value": example}})
-    parameter = inspect.Parameter(
-        "arguments",
-        inspect.Parameter.KEYWORD_ONLY,
-        annotation=Annotated[entry.argument_model, body],
+    parameters = [
+        inspect.Parameter(
+            "arguments",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[entry.argument_model, body],
+        ),
+        *(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
+            for name, annotation in inspect.get_annotations(handler).items()
+            if name not in ("arguments", "return")
+        ),
+    ]
+    handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        parameters, return_annotation=returns
     )
-    preview.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [parameter], return_annotation=PreviewResponse
-    )
-    return preview
+    return handler
+
+
+def _generate_endpoint(
+    entry: CatalogEntry,
+) -> Callable[..., Coroutine[Any, Any, GeneratedDocument]]:
+    """A generate handler whose body is the prompt's own argument model."""
+
+    async def generate(arguments: BaseModel, request: Request) -> GeneratedDocument:
+        generator = get_state(request).generator
+        # REST has no MCP client to lend an LLM: the server's, or a clear 503.
+        route = generator.route(ClientSampling.NO_CLIENT)
+        generated = await generator.generate(
+            entry, arguments.model_dump(), route=route, log=request_log(request.scope)
+        )
+        return GeneratedDocument.of(generated)
+
+    return _with_body(generate, entry, GeneratedDocument)
 
 
 def build_router(catalog: PromptCatalog) -> APIRouter:
@@ -188,9 +222,40 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             responses=INVALID,
         )
 
+        if definition.generation is None:
+            continue
+        router.add_api_route(
+            f"/{definition.name}/generate",
+            _generate_endpoint(entry),
+            methods=["POST"],
+            operation_id=f"generate_{definition.name}",
+            summary=f"Generate: {definition.title}",
+            description=f"{definition.description}\n\nWrites the finished document with "
+            "the server-side LLM (`CTXFY_LLM_BASE_URL`), from the same arguments as the "
+            "preview. Needs the `write` scope. LLM failures are typed: `llm_not_configured` "
+            "(503), `llm_rejected`, `llm_unavailable`, `llm_bad_response` (502), `llm_timeout` "
+            "(504), `llm_rate_limited` and `llm_circuit_open` (503, with `Retry-After`).",
+            response_model=GeneratedDocument,
+            responses=INVALID | GENERATION_FAILURES,
+            dependencies=[Depends(require_scope(Scope.WRITE))],
+        )
+
     @router.post("/{name}/preview", include_in_schema=False)
     async def preview_unknown(name: str) -> None:
         # Every catalog prompt has its own route above; only unknown names reach this one.
+        raise PromptNotFound(name)
+
+    @router.post(
+        "/{name}/generate",
+        include_in_schema=False,
+        dependencies=[Depends(require_scope(Scope.WRITE))],
+    )
+    async def generate_unknown(name: str, catalog: Catalog) -> None:
+        # Prompts that generate have their own route above; the rest answer 404.
+        if name in catalog:
+            raise HTTPException(
+                404, f"Prompt {name!r} does not generate documents; preview it instead."
+            )
         raise PromptNotFound(name)
 
     return router

@@ -484,7 +484,7 @@ async def test_a_tool_needing_write_is_hidden_from_read_keys_and_sees_the_caller
                 called = await writer.call_tool("whoami", {})
 
     assert listed_to_reader == []
-    assert listed_to_writer == ["whoami"]
+    assert "whoami" in listed_to_writer
     assert called.structured_content == {
         "client_id": parse_key(write_key).key_id,
         "scopes": ["read", "write"],

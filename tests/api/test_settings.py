@@ -1,5 +1,6 @@
 """Settings as the app sees them: environment variables, an extra prompts directory, safety."""
 
+import re
 from pathlib import Path
 
 import anyio
@@ -7,9 +8,11 @@ import pytest
 from mcp.types import TextContent
 from pydantic import ValidationError
 
+from app.composition import build_server_llm
 from app.main import create_app
 from app.settings import Settings
 from domain.errors import CatalogError
+from domain.generation import LlmMode
 from infrastructure.catalog.loader import BUILTIN_DIR
 from tests.api.harness import issue_key, mcp_over_http, serving
 
@@ -164,3 +167,54 @@ def test_an_invalid_environment_value_is_refused(monkeypatch: pytest.MonkeyPatch
 
     with pytest.raises(ValidationError, match="port"):
         Settings()
+
+
+def test_the_llm_mode_defaults_to_client_without_a_server_llm_and_fallback_with_one() -> None:
+    assert Settings().effective_llm_mode is LlmMode.CLIENT
+    with_server = Settings(llm_base_url="http://127.0.0.1:11434/v1", llm_model="llama3")
+    assert with_server.effective_llm_mode is LlmMode.FALLBACK
+    chosen = Settings(llm_mode=LlmMode.CLIENT, llm_base_url="https://llm.test/v1", llm_model="m")
+    assert chosen.effective_llm_mode is LlmMode.CLIENT
+
+
+def test_the_llm_settings_come_from_the_environment_and_the_key_stays_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CTXFY_LLM_MODE", "server")
+    monkeypatch.setenv("CTXFY_LLM_BASE_URL", "https://llm.test/v1")
+    monkeypatch.setenv("CTXFY_LLM_MODEL", "gpt-test")
+    monkeypatch.setenv("CTXFY_LLM_API_KEY", "sk-upstream-secret")
+    monkeypatch.setenv("CTXFY_LLM_TIMEOUT_SECONDS", "30")
+    settings = Settings()
+    assert (settings.effective_llm_mode, settings.llm_model) == (LlmMode.SERVER, "gpt-test")
+    assert settings.llm_timeout_seconds == 30
+    assert "sk-upstream-secret" not in repr(settings)
+    assert settings.llm_api_key is not None
+    assert settings.llm_api_key.get_secret_value() == "sk-upstream-secret"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"llm_base_url": "https://llm.test/v1"}, "CTXFY_LLM_MODEL must name a model"),
+        ({"llm_base_url": "ftp://llm.test", "llm_model": "m"}, "http:// or https://"),
+        ({"llm_mode": "server"}, "CTXFY_LLM_MODE=server needs CTXFY_LLM_BASE_URL"),
+        ({"llm_mode": "sometimes"}, "'client', 'server' or 'fallback'"),
+        ({"llm_connect_timeout_seconds": 6}, "less than or equal to 5"),
+        ({"llm_timeout_seconds": 0}, "greater than 0"),
+    ],
+)
+def test_incomplete_or_unsafe_llm_settings_are_refused(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_the_server_llm_is_built_only_when_configured() -> None:
+    assert build_server_llm(Settings()) is None
+    llm = build_server_llm(
+        Settings(llm_base_url="https://llm.test/v1", llm_model="gpt-test", llm_timeout_seconds=9)
+    )
+    assert llm is not None
+    assert (llm.model, llm.total_timeout) == ("gpt-test", 9)

@@ -1,0 +1,222 @@
+"""Generation: a catalog prompt, rendered, turned into a finished document by an LLM.
+
+``Generator`` is the one place that picks the LLM (``CTXFY_LLM_MODE``, ``choose_route``),
+calls it through the ``LlmGateway`` port, and records the call in metrics and on the
+request's access line. REST and the MCP tools differ only in whether a client LLM exists.
+"""
+
+import math
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, Field
+
+from domain.generation import ClientSampling, LlmMode, Route, choose_route
+from domain.llm import (
+    LlmBadResponse,
+    LlmCircuitOpen,
+    LlmCompletion,
+    LlmError,
+    LlmGateway,
+    LlmMessage,
+    LlmNotConfigured,
+    LlmRateLimited,
+    LlmRejected,
+    LlmRequest,
+    LlmTimeout,
+    LlmUnavailable,
+    SamplingFailed,
+    SamplingUnavailable,
+)
+from domain.prompts import GenerationSettings, RenderedPrompt, Scalar
+from infrastructure.catalog.catalog import CatalogEntry
+from infrastructure.llm import client_sampling, openai_compatible
+from infrastructure.metrics import Metrics, Outcome
+
+logger = structlog.get_logger(__name__)
+
+# The metrics label for models a client picks: their names are the client's to choose,
+# so they go on the log line, never into a label.
+CLIENT_MODEL_LABEL = "client"
+
+# Error code and REST status of each LLM failure (MCP tool errors carry the same codes).
+_FAILURES: tuple[tuple[type[LlmError], str, int], ...] = (
+    (LlmNotConfigured, "llm_not_configured", 503),
+    (SamplingUnavailable, "sampling_unavailable", 503),
+    (SamplingFailed, "sampling_failed", 502),
+    (LlmRejected, "llm_rejected", 502),
+    (LlmUnavailable, "llm_unavailable", 502),
+    (LlmBadResponse, "llm_bad_response", 502),
+    (LlmRateLimited, "llm_rate_limited", 503),
+    (LlmTimeout, "llm_timeout", 504),
+    (LlmCircuitOpen, "llm_circuit_open", 503),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How an LLM failure is reported: a stable code, an HTTP status, a retry hint."""
+
+    code: str
+    status: int
+    retry_after: int | None
+
+
+def failure_of(error: LlmError) -> Failure:
+    """The code, status and ``Retry-After`` seconds (rounded up) for ``error``."""
+    code, status = next(
+        ((c, s) for kind, c, s in _FAILURES if isinstance(error, kind)), ("llm_error", 502)
+    )
+    seconds = getattr(error, "retry_after", None)
+    retry_after = max(1, math.ceil(seconds)) if isinstance(seconds, int | float) else None
+    return Failure(code, status, retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """A finished document and how it was made."""
+
+    prompt: str
+    route: Route
+    completion: LlmCompletion
+
+
+class GeneratedDocument(BaseModel):
+    """A generated document with how it was made: the REST body and the MCP tool result."""
+
+    prompt: str = Field(examples=["context_stack"])
+    document: str = Field(description="The finished document, as the LLM wrote it.")
+    route: Route = Field(
+        description="Whose LLM wrote it: the MCP client's own (sampling) or the server's."
+    )
+    provider: str = Field(examples=["openai-compatible"])
+    model: str = Field(description="The model that answered, as its provider named it.")
+    input_tokens: int | None = Field(description="Prompt tokens, when the provider says.")
+    output_tokens: int | None = Field(description="Completion tokens, when the provider says.")
+    latency_ms: float = Field(description="How long the LLM took.")
+
+    @classmethod
+    def of(cls, generated: "Generated") -> "GeneratedDocument":
+        """The wire shape of ``generated``."""
+        completion = generated.completion
+        return cls(
+            prompt=generated.prompt,
+            document=completion.text,
+            route=generated.route,
+            provider=completion.provider,
+            model=completion.model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            latency_ms=round(completion.latency_ms, 1),
+        )
+
+
+def llm_request(rendered: RenderedPrompt, settings: GenerationSettings) -> LlmRequest:
+    """What the LLM is asked: the rendered messages under the prompt's generation settings."""
+    return LlmRequest(
+        messages=tuple(LlmMessage(m.role, m.text) for m in rendered.messages),
+        system_prompt=settings.system_prompt,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        model_preferences=settings.model_preferences,
+    )
+
+
+class Generator:
+    """Turns catalog prompts into documents with the LLM the policy picks."""
+
+    def __init__(
+        self,
+        *,
+        mode: LlmMode,
+        server: LlmGateway | None,
+        server_model: str | None,
+        metrics: Metrics,
+    ) -> None:
+        self.mode = mode
+        self.server = server
+        self._server_model = server_model
+        self._metrics = metrics
+
+    def route(self, sampling: ClientSampling) -> Route:
+        """The LLM a request with this client would use; raises as ``choose_route`` does."""
+        return choose_route(self.mode, sampling, server_configured=self.server is not None)
+
+    async def generate(
+        self,
+        entry: CatalogEntry,
+        values: Mapping[str, Scalar | None],
+        *,
+        route: Route,
+        client: Callable[[], LlmGateway] | None = None,
+        log: MutableMapping[str, Any] | None = None,
+    ) -> Generated:
+        """Render ``entry`` with validated ``values`` and have ``route``'s LLM write it.
+
+        Args:
+            client: builds the client-sampling gateway; required for ``Route.CLIENT``.
+            log: the request's access-line fields; the LLM's part is added to it.
+
+        Raises:
+            LlmError: a leaf naming what failed (see ``failure_of``).
+        """
+        settings = entry.definition.generation
+        if settings is None:
+            raise LlmNotConfigured(f"Prompt {entry.name!r} does not generate documents")
+        request = llm_request(entry.render_validated(values), settings)
+        gateway = self._gateway(route, client)
+        fields = log if log is not None else {}
+        fields["llm_route"] = route.value
+        started = perf_counter()
+        try:
+            completion = await gateway.complete(request)
+        except LlmError as exc:
+            failure = failure_of(exc)
+            fields["llm_error"] = failure.code
+            self._record(route, "error", perf_counter() - started, None, None)
+            logger.warning(
+                "generation_failed", prompt=entry.name, route=route.value, error=failure.code
+            )
+            raise
+        fields.update(
+            llm_provider=completion.provider,
+            llm_model=completion.model,
+            llm_input_tokens=completion.input_tokens,
+            llm_output_tokens=completion.output_tokens,
+            llm_latency_ms=round(completion.latency_ms, 1),
+        )
+        self._record(
+            route,
+            "ok",
+            perf_counter() - started,
+            completion.input_tokens,
+            completion.output_tokens,
+        )
+        return Generated(prompt=entry.name, route=route, completion=completion)
+
+    def _gateway(self, route: Route, client: Callable[[], LlmGateway] | None) -> LlmGateway:
+        if route is Route.CLIENT:
+            if client is None:
+                raise SamplingUnavailable("There is no MCP client to sample from")
+            return client()
+        if self.server is None:
+            raise LlmNotConfigured("No server-side LLM is configured")
+        return self.server
+
+    def _record(
+        self,
+        route: Route,
+        outcome: Outcome,
+        seconds: float,
+        input_tokens: int | None,
+        output_tokens: int | None,
+    ) -> None:
+        if route is Route.CLIENT:
+            provider, model = client_sampling.PROVIDER, CLIENT_MODEL_LABEL
+        else:
+            # The configured name, not the upstream's answer: labels stay a closed set.
+            provider, model = openai_compatible.PROVIDER, self._server_model or "unknown"
+        self._metrics.llm_request(provider, model, outcome, seconds, input_tokens, output_tokens)

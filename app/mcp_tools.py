@@ -1,0 +1,190 @@
+"""MCP generation tools: ``generate_<prompt>`` for every catalog prompt that generates.
+
+Each tool takes its prompt's typed arguments (the same model and validation as
+``prompts/get``), asks the LLM the policy picks — the client's own through sampling, or the
+server's — and returns the document with structured metadata. Every tool needs ``write``.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from fastmcp import Context
+from fastmcp.exceptions import ToolError
+from fastmcp.server.auth import require_scopes
+from fastmcp.server.dependencies import get_context, get_http_request
+from fastmcp.tools import Tool
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent, ToolAnnotations
+from pydantic import PrivateAttr
+
+from app.generation import GeneratedDocument, Generator, failure_of
+from app.mcp_server import mcp_arguments
+from app.observability import request_log
+from domain.errors import InvalidArguments
+from domain.keys import Scope
+from domain.llm import LlmError, LlmGateway
+from infrastructure.catalog.catalog import CatalogEntry
+from infrastructure.llm.client_sampling import ClientSamplingLlm, client_sampling
+
+TOOL_PREFIX = "generate_"
+# How often a long generation tells a client that supplied a progress token it is alive,
+# so clients that extend their timeout on progress keep waiting.
+HEARTBEAT_SECONDS = 10.0
+
+
+def tool_error(error: LlmError | InvalidArguments) -> ToolError:
+    """The tool error a client sees: ``<code>: <message>``.
+
+    Logged by FastMCP at INFO only: the generator already logged LLM failures once, and
+    invalid arguments are the client's to fix.
+    """
+    code = "invalid_arguments" if isinstance(error, InvalidArguments) else failure_of(error).code
+    return ToolError(f"{code}: {error}", log_level=logging.INFO)
+
+
+class GenerationTool(Tool):
+    """Generates the finished document of one catalog prompt."""
+
+    _entry: CatalogEntry = PrivateAttr()
+    _generator: Generator = PrivateAttr()
+    _stateless: bool = PrivateAttr()
+    _sampling_timeout: float = PrivateAttr()
+    _heartbeat: float = PrivateAttr()
+
+    @classmethod
+    def from_entry(
+        cls,
+        entry: CatalogEntry,
+        generator: Generator,
+        *,
+        stateless: bool,
+        sampling_timeout: float,
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> "GenerationTool":
+        """The tool for ``entry``, which must have generation settings."""
+        definition = entry.definition
+        tool = cls(
+            name=f"{TOOL_PREFIX}{definition.name}",
+            title=f"Generate: {definition.title}",
+            description=f"{definition.description}\n\nWrites the finished document with an "
+            "LLM — the client's own through sampling when it offers it, otherwise the "
+            "server's — from the same arguments as the prompt of the same name.",
+            parameters=entry.argument_model.model_json_schema(),
+            output_schema=GeneratedDocument.model_json_schema(),
+            annotations=ToolAnnotations(
+                readOnlyHint=True, idempotentHint=False, openWorldHint=True
+            ),
+            tags={*definition.tags, "generation"},
+            meta={"prompt": definition.name, "version": definition.version},
+            auth=require_scopes(Scope.WRITE.value),
+        )
+        tool._entry = entry
+        tool._generator = generator
+        tool._stateless = stateless
+        tool._sampling_timeout = sampling_timeout
+        tool._heartbeat = heartbeat
+        return tool
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        """Validate, pick the LLM, generate; failures are tool errors with a code."""
+        entry = self._entry
+        try:
+            values = entry.validate(mcp_arguments(entry, arguments))
+        except InvalidArguments as exc:
+            raise tool_error(exc) from None
+        context = get_context()
+        try:
+            route = self._generator.route(client_sampling(context, stateless=self._stateless))
+
+            def client() -> LlmGateway:
+                return ClientSamplingLlm(context, timeout=self._sampling_timeout)
+
+            generated = await _with_heartbeat(
+                context,
+                self._heartbeat,
+                f"Asking the {route.value}'s LLM",
+                lambda: self._generator.generate(
+                    entry, values, route=route, client=client, log=_access_fields()
+                ),
+            )
+        except LlmError as exc:
+            raise tool_error(exc) from None
+        document = GeneratedDocument.of(generated)
+        return ToolResult(
+            content=[TextContent(type="text", text=document.document)],
+            structured_content=document.model_dump(mode="json"),
+        )
+
+
+def _access_fields() -> dict[str, Any] | None:
+    """The access-line fields of the HTTP request carrying this call, if there is one."""
+    try:
+        return request_log(get_http_request().scope)
+    except RuntimeError:  # in-memory transport: no HTTP request
+        return None
+
+
+def _progress_token(context: Context) -> str | int | None:
+    request = context.request_context
+    meta = request.meta if request is not None else None
+    return meta.progressToken if meta is not None else None
+
+
+async def _with_heartbeat[T](
+    context: Context, interval: float, message: str, work: Callable[[], Awaitable[T]]
+) -> T:
+    """Run ``work``, sending progress notifications while it runs if the client asked.
+
+    Progress rises 0 → 1: one notification at the start, one per ``interval`` while the LLM
+    works (n/(n+1), since its duration is unknown), and 1 when the document is ready.
+    """
+    if _progress_token(context) is None:
+        return await work()
+    await context.report_progress(0, 1, message)
+    result: list[T] = []
+    failure: LlmError | None = None
+    async with anyio.create_task_group() as tasks:
+
+        async def beat() -> None:
+            beats = 0
+            while True:
+                await anyio.sleep(interval)
+                beats += 1
+                try:
+                    await context.report_progress(
+                        beats / (beats + 1), 1, f"Still generating ({beats * interval:g} s)"
+                    )
+                except Exception:  # a client gone away must not fail the generation itself
+                    return
+
+        tasks.start_soon(beat)
+        try:
+            result.append(await work())
+        except LlmError as exc:
+            # Leaving the task group with it would wrap it in an ExceptionGroup.
+            failure = exc
+        finally:
+            tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    await context.report_progress(1, 1, "Document ready")
+    return result[0]
+
+
+def generation_tools(
+    entries: list[CatalogEntry],
+    generator: Generator,
+    *,
+    stateless: bool,
+    sampling_timeout: float,
+) -> list[GenerationTool]:
+    """One tool per entry that declares generation settings."""
+    return [
+        GenerationTool.from_entry(
+            entry, generator, stateless=stateless, sampling_timeout=sampling_timeout
+        )
+        for entry in entries
+        if entry.definition.generation is not None
+    ]
