@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ def free_port() -> int:
 
 @dataclass
 class RunningServer:
-    """A started server: where it listens, a read key for it, and what it has logged."""
+    """A started server: where it listens, a key for it, and what it has logged."""
 
     process: subprocess.Popen[str]
     port: int
@@ -42,6 +42,13 @@ class RunningServer:
             if not self.arrived.wait_for(lambda: text in "\n".join(self.lines), timeout):
                 raise TimeoutError(f"{text!r} did not appear in the server output")
             return "\n".join(self.lines)
+
+    def wait_for_line(self, matches: Callable[[str], bool], timeout: float = 10.0) -> str:
+        """The first output line that ``matches``, once there is one (bounded by ``timeout``)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: any(map(matches, self.lines)), timeout):
+                raise TimeoutError("no matching line appeared in the server output")
+            return next(line for line in self.lines if matches(line))
 
     @property
     def base_url(self) -> str:
@@ -78,10 +85,10 @@ def ctxfy(env: Mapping[str, str], *args: str) -> str:
 
 @contextmanager
 def running_server(
-    database_dir: Path, env: Mapping[str, str] | None = None
+    database_dir: Path, env: Mapping[str, str] | None = None, *, scope: str = "read"
 ) -> Iterator[RunningServer]:
-    """Start ``python -m app serve`` on its own key store with a read key made by the CLI,
-    wait (bounded) for its startup line, and stop it by PID."""
+    """Start ``python -m app serve`` on its own key store with a key of ``scope`` made by
+    the CLI, wait (bounded) for its startup line, and stop it by PID."""
     port = free_port()
     process_env = {
         **os.environ,
@@ -91,7 +98,7 @@ def running_server(
         "CTXFY_DATABASE_URL": f"sqlite:///{database_dir / 'keys.db'}",
         **(env or {}),
     }
-    key = ctxfy(process_env, "keys", "create", "--user", "e2e", "--scope", "read").strip()
+    key = ctxfy(process_env, "keys", "create", "--user", "e2e", "--scope", scope).strip()
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"],
         env=process_env,

@@ -1,10 +1,6 @@
 """Real MCP clients against a real uvicorn process, in both transport modes."""
 
-import json
-import os
-import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 
 import anyio
 import httpx
@@ -16,6 +12,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import INVALID_PARAMS, TextContent
 
 from infrastructure.catalog.loader import load_catalog
+from tests.e2e.inspector import json_document, run_inspector
 from tests.e2e.server import RunningServer
 from tests.mcp_messages import initialize
 
@@ -91,35 +88,6 @@ async def test_official_sdk_client_initializes_lists_and_renders(server: Running
             with pytest.raises(McpError) as raised:
                 await session.get_prompt("no_such_prompt", {})
             assert raised.value.error.code == INVALID_PARAMS
-
-
-def run_inspector(
-    cli: list[str], server: RunningServer, *args: str
-) -> subprocess.CompletedProcess[str]:
-    node_bin = str(Path(cli[0]).parent)
-    env = {**os.environ, "PATH": f"{node_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(
-        [
-            *cli,
-            server.mcp_url,
-            "--transport",
-            "http",
-            "--header",
-            f"Authorization: Bearer {server.key}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env,
-        check=False,
-    )
-
-
-def json_document(output: str) -> dict[str, object]:
-    """The JSON the Inspector printed, after any banner lines."""
-    document: dict[str, object] = json.loads(output[output.index("{") :])
-    return document
 
 
 def test_inspector_cli_lists_prompts(inspector_cli: list[str], server: RunningServer) -> None:

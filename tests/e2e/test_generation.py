@@ -1,0 +1,260 @@
+"""Document generation with the MCP client's own LLM, and every refusal when there is none.
+
+Real ``ctxfy serve`` processes with no server-side LLM configured; real clients. The client's
+LLM is a deterministic sampling handler that remembers what it was asked.
+"""
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.sampling import RequestContext, SamplingMessage, SamplingParams
+from fastmcp.client.transports import StreamableHttpTransport
+from mcp import ClientSession, CreateMessageResult
+from mcp.types import TextContent
+
+from infrastructure.catalog.loader import load_catalog
+from tests.e2e.server import RunningServer, ctxfy, running_server
+
+pytestmark = pytest.mark.anyio
+
+CATALOG = load_catalog()
+PROMPT = "context_stack"
+TOOL = f"generate_{PROMPT}"
+DEFINITION = CATALOG.get(PROMPT).definition
+EXAMPLE = DEFINITION.example_arguments
+GENERATING = {f"generate_{e.name}" for e in CATALOG if e.definition.generation is not None}
+CLIENT_TEXT = "# Context stack\nWritten by the client's own LLM."
+CLIENT_MODEL = "e2e-model"
+SAMPLING_TIMEOUT = 2
+TIMEOUT = 30
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def stateful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """Stateful, no server-side LLM: only a client that samples can generate."""
+    env = {
+        "CTXFY_MCP_STATELESS": "false",
+        "CTXFY_DRAIN_SECONDS": "0",
+        "CTXFY_LLM_SAMPLING_TIMEOUT_SECONDS": str(SAMPLING_TIMEOUT),
+    }
+    with running_server(tmp_path_factory.mktemp("gen-client"), env, scope="write") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stateless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """Stateless, client-only policy: the server can never ask the client's LLM."""
+    env = {"CTXFY_MCP_STATELESS": "true", "CTXFY_DRAIN_SECONDS": "0", "CTXFY_LLM_MODE": "client"}
+    with running_server(tmp_path_factory.mktemp("gen-stateless"), env, scope="write") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reader(stateful: RunningServer) -> str:
+    """A read-scope key on ``stateful``."""
+    return ctxfy(stateful.env, "keys", "create", "--user", "reader", "--scope", "read").strip()
+
+
+class ClientLlm:
+    """The MCP client's LLM: answers ``CLIENT_TEXT`` and records each request.
+
+    ``until``, when given, is awaited before answering: an LLM too slow for the server.
+    """
+
+    def __init__(self, until: Callable[[], Awaitable[object]] | None = None) -> None:
+        self.until = until
+        self.requests: list[SamplingParams] = []
+
+    async def __call__(
+        self,
+        messages: list[SamplingMessage],
+        params: SamplingParams,
+        context: RequestContext[ClientSession, Any],
+    ) -> CreateMessageResult:
+        self.requests.append(params)
+        if self.until is not None:
+            await self.until()
+        return CreateMessageResult(
+            role="assistant",
+            content=TextContent(type="text", text=CLIENT_TEXT),
+            model=CLIENT_MODEL,
+        )
+
+
+class Progress:
+    """Records the progress notifications of one call."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.seen.append((progress, total, message))
+
+
+def mcp_client(
+    server: RunningServer, key: str, llm: ClientLlm | None = None, request_id: str | None = None
+) -> Client[Any]:
+    headers = bearer(key) | ({"X-Request-ID": request_id} if request_id else {})
+    return Client(StreamableHttpTransport(server.mcp_url, headers=headers), sampling_handler=llm)
+
+
+def logged(server: RunningServer, *parts: str) -> Callable[[], Awaitable[str]]:
+    """Waits (bounded, in a thread) until one line of the server's output has every part."""
+
+    def wait() -> str:
+        return server.wait_for_line(lambda line: all(p in line for p in parts), TIMEOUT)
+
+    return lambda: anyio.to_thread.run_sync(wait)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def error_text(content: list[Any]) -> str:
+    return "\n".join(block.text for block in content if isinstance(block, TextContent))
+
+
+async def test_every_prompt_that_generates_is_offered_as_a_generate_tool(
+    stateful: RunningServer,
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with mcp_client(stateful, stateful.key) as client:
+            tools = {tool.name for tool in await client.list_tools()}
+    assert len(GENERATING) == 6
+    assert tools >= GENERATING
+
+
+async def test_a_client_that_samples_gets_a_document_written_by_its_own_llm(
+    stateful: RunningServer,
+) -> None:
+    llm, progress = ClientLlm(), Progress()
+    with anyio.fail_after(TIMEOUT):
+        async with mcp_client(stateful, stateful.key, llm) as client:
+            result = await client.call_tool(TOOL, EXAMPLE, progress_handler=progress)
+
+    assert [block.text for block in result.content if isinstance(block, TextContent)] == [
+        CLIENT_TEXT
+    ]
+    structured = result.structured_content or {}
+    assert structured["prompt"] == PROMPT
+    assert structured["document"] == CLIENT_TEXT
+    assert (structured["route"], structured["provider"], structured["model"]) == (
+        "client",
+        "mcp-client",
+        CLIENT_MODEL,
+    )
+    assert structured["latency_ms"] >= 0
+    assert progress.seen, "a caller that sent a progress token hears progress"
+
+    [asked] = llm.requests
+    generation = DEFINITION.generation
+    assert generation is not None
+    [message] = asked.messages
+    assert message.role == "user"
+    assert isinstance(message.content, TextContent)
+    assert message.content.text == CATALOG.get(PROMPT).render(EXAMPLE).messages[0].text
+    assert asked.systemPrompt == generation.system_prompt
+    assert asked.maxTokens == generation.max_tokens
+    assert asked.temperature == generation.temperature
+
+
+async def test_a_client_without_sampling_is_told_sampling_is_unavailable(
+    stateful: RunningServer,
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with mcp_client(stateful, stateful.key) as client:
+            result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
+    assert result.is_error
+    assert error_text(result.content).startswith("sampling_unavailable:")
+
+
+async def test_a_client_llm_too_slow_for_the_sampling_timeout_is_an_llm_timeout(
+    stateful: RunningServer,
+) -> None:
+    # The SDK client handles server requests one at a time, so the slow LLM must answer
+    # (late) before the client can read the tool's result: it answers once the server
+    # has logged the timeout of this client's request.
+    request_id = "gen-slow-client-llm"
+    llm = ClientLlm(until=logged(stateful, f'"request_id":"{request_id}"', "llm_timeout"))
+    with anyio.fail_after(TIMEOUT):
+        async with mcp_client(stateful, stateful.key, llm, request_id) as client:
+            started = time.monotonic()
+            result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
+            elapsed = time.monotonic() - started
+    assert result.is_error
+    assert error_text(result.content).startswith("llm_timeout:")
+    assert len(llm.requests) == 1
+    assert elapsed < SAMPLING_TIMEOUT + 1
+
+
+def test_rest_generation_without_a_server_llm_is_503_llm_not_configured(
+    stateful: RunningServer,
+) -> None:
+    with httpx.Client(base_url=stateful.base_url, timeout=TIMEOUT) as http:
+        response = http.post(
+            f"/v1/prompts/{PROMPT}/generate", json=EXAMPLE, headers=bearer(stateful.key)
+        )
+    assert response.status_code == 503
+    assert response.json()["error"] == "llm_not_configured"
+
+
+def test_a_read_key_may_not_generate_over_rest(stateful: RunningServer, reader: str) -> None:
+    with httpx.Client(base_url=stateful.base_url, timeout=TIMEOUT) as http:
+        preview = http.post(f"/v1/prompts/{PROMPT}/preview", json=EXAMPLE, headers=bearer(reader))
+        generate = http.post(f"/v1/prompts/{PROMPT}/generate", json=EXAMPLE, headers=bearer(reader))
+    assert preview.status_code == 200
+    assert generate.status_code == 403
+    assert generate.json()["error"] == "insufficient_scope"
+
+
+async def test_a_read_key_may_neither_see_nor_call_the_generate_tools(
+    stateful: RunningServer, reader: str
+) -> None:
+    llm = ClientLlm()
+    with anyio.fail_after(TIMEOUT):
+        async with mcp_client(stateful, reader, llm) as client:
+            tools = {tool.name for tool in await client.list_tools()}
+            result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
+    assert not tools & GENERATING
+    assert result.is_error
+    assert result.structured_content is None
+    assert llm.requests == []
+
+
+async def test_arguments_that_do_not_fit_the_prompt_are_invalid_arguments(
+    stateful: RunningServer,
+) -> None:
+    llm = ClientLlm()
+    with anyio.fail_after(TIMEOUT):
+        async with mcp_client(stateful, stateful.key, llm) as client:
+            result = await client.call_tool(TOOL, {"task": "only the task"}, raise_on_error=False)
+    assert result.is_error
+    text = error_text(result.content)
+    assert text.startswith("invalid_arguments:")
+    assert "domain" in text
+    assert llm.requests == []
+
+
+async def test_a_stateless_server_refuses_client_sampling_at_once_saying_why(
+    stateless: RunningServer,
+) -> None:
+    llm = ClientLlm()
+    with anyio.fail_after(10):
+        async with mcp_client(stateless, stateless.key, llm) as client:
+            result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
+    assert result.is_error
+    text = error_text(result.content)
+    assert text.startswith("sampling_unavailable:")
+    assert "stateless" in text
+    assert llm.requests == []
