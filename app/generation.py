@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field
 
+from domain.errors import PromptRenderError
 from domain.generation import ClientSampling, LlmMode, Route, choose_route
 from domain.llm import (
     LlmBadResponse,
@@ -114,10 +115,28 @@ class GeneratedDocument(BaseModel):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A generation ready to send: the prompt, the LLM picked for it, what it is asked."""
+
+    prompt: str
+    route: Route
+    request: LlmRequest
+
+
 def llm_request(rendered: RenderedPrompt, settings: GenerationSettings) -> LlmRequest:
-    """What the LLM is asked: the rendered messages under the prompt's generation settings."""
+    """What the LLM is asked: the rendered messages under the prompt's generation settings.
+
+    Messages a template rendered empty (an optional section left out) are dropped.
+
+    Raises:
+        PromptRenderError: every message rendered empty.
+    """
+    messages = tuple(LlmMessage(m.role, m.text) for m in rendered.messages if m.text)
+    if not messages:
+        raise PromptRenderError(rendered.name, "every message rendered empty")
     return LlmRequest(
-        messages=tuple(LlmMessage(m.role, m.text) for m in rendered.messages),
+        messages=messages,
         system_prompt=settings.system_prompt,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
@@ -141,20 +160,45 @@ class Generator:
         self._server_model = server_model
         self._metrics = metrics
 
-    def route(self, sampling: ClientSampling) -> Route:
-        """The LLM a request with this client would use; raises as ``choose_route`` does."""
-        return choose_route(self.mode, sampling, server_configured=self.server is not None)
-
-    async def generate(
+    def plan(
         self,
         entry: CatalogEntry,
         values: Mapping[str, Scalar | None],
+        sampling: ClientSampling,
         *,
-        route: Route,
+        log: MutableMapping[str, Any] | None = None,
+    ) -> Plan:
+        """Pick the LLM and render what it will be asked; nothing is sent yet.
+
+        Args:
+            values: arguments ``entry.validate`` accepted.
+            sampling: whether the caller can lend its LLM (REST: ``NO_CLIENT``).
+            log: the request's access-line fields; a refusal's code is added to it.
+
+        Raises:
+            LlmNotConfigured, SamplingUnavailable: no LLM may serve this request.
+            PromptRenderError: the prompt renders to nothing an LLM could be asked.
+        """
+        fields = log if log is not None else {}
+        settings = entry.definition.generation
+        try:
+            if settings is None:
+                raise LlmNotConfigured(f"Prompt {entry.name!r} does not generate documents")
+            route = choose_route(self.mode, sampling, server_configured=self.server is not None)
+        except LlmError as exc:
+            fields["llm_error"] = failure_of(exc).code
+            raise
+        fields["llm_route"] = route.value
+        return Plan(entry.name, route, llm_request(entry.render_validated(values), settings))
+
+    async def generate(
+        self,
+        plan: Plan,
+        *,
         client: Callable[[], LlmGateway] | None = None,
         log: MutableMapping[str, Any] | None = None,
     ) -> Generated:
-        """Render ``entry`` with validated ``values`` and have ``route``'s LLM write it.
+        """Have the planned LLM write the document.
 
         Args:
             client: builds the client-sampling gateway; required for ``Route.CLIENT``.
@@ -163,22 +207,18 @@ class Generator:
         Raises:
             LlmError: a leaf naming what failed (see ``failure_of``).
         """
-        settings = entry.definition.generation
-        if settings is None:
-            raise LlmNotConfigured(f"Prompt {entry.name!r} does not generate documents")
-        request = llm_request(entry.render_validated(values), settings)
+        route = plan.route
         gateway = self._gateway(route, client)
         fields = log if log is not None else {}
-        fields["llm_route"] = route.value
         started = perf_counter()
         try:
-            completion = await gateway.complete(request)
+            completion = await gateway.complete(plan.request)
         except LlmError as exc:
             failure = failure_of(exc)
             fields["llm_error"] = failure.code
             self._record(route, "error", perf_counter() - started, None, None)
             logger.warning(
-                "generation_failed", prompt=entry.name, route=route.value, error=failure.code
+                "generation_failed", prompt=plan.prompt, route=route.value, error=failure.code
             )
             raise
         fields.update(
@@ -195,7 +235,7 @@ class Generator:
             completion.input_tokens,
             completion.output_tokens,
         )
-        return Generated(prompt=entry.name, route=route, completion=completion)
+        return Generated(prompt=plan.prompt, route=route, completion=completion)
 
     def _gateway(self, route: Route, client: Callable[[], LlmGateway] | None) -> LlmGateway:
         if route is Route.CLIENT:

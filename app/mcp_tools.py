@@ -22,7 +22,7 @@ from pydantic import PrivateAttr
 from app.generation import GeneratedDocument, Generator, failure_of
 from app.mcp_server import mcp_arguments
 from app.observability import request_log
-from domain.errors import InvalidArguments
+from domain.errors import InvalidArguments, PromptRenderError
 from domain.keys import Scope
 from domain.llm import LlmError, LlmGateway
 from infrastructure.catalog.catalog import CatalogEntry
@@ -34,13 +34,19 @@ TOOL_PREFIX = "generate_"
 HEARTBEAT_SECONDS = 10.0
 
 
-def tool_error(error: LlmError | InvalidArguments) -> ToolError:
+def tool_error(error: LlmError | InvalidArguments | PromptRenderError) -> ToolError:
     """The tool error a client sees: ``<code>: <message>``.
 
     Logged by FastMCP at INFO only: the generator already logged LLM failures once, and
     invalid arguments are the client's to fix.
     """
-    code = "invalid_arguments" if isinstance(error, InvalidArguments) else failure_of(error).code
+    match error:
+        case InvalidArguments():
+            code = "invalid_arguments"
+        case PromptRenderError():
+            code = "prompt_render_failed"
+        case _:
+            code = failure_of(error).code
     return ToolError(f"{code}: {error}", log_level=logging.INFO)
 
 
@@ -95,8 +101,11 @@ class GenerationTool(Tool):
         except InvalidArguments as exc:
             raise tool_error(exc) from None
         context = get_context()
+        log = _access_fields()
         try:
-            route = self._generator.route(client_sampling(context, stateless=self._stateless))
+            plan = self._generator.plan(
+                entry, values, client_sampling(context, stateless=self._stateless), log=log
+            )
 
             def client() -> LlmGateway:
                 return ClientSamplingLlm(context, timeout=self._sampling_timeout)
@@ -104,12 +113,10 @@ class GenerationTool(Tool):
             generated = await _with_heartbeat(
                 context,
                 self._heartbeat,
-                f"Asking the {route.value}'s LLM",
-                lambda: self._generator.generate(
-                    entry, values, route=route, client=client, log=_access_fields()
-                ),
+                f"Asking the {plan.route.value}'s LLM",
+                lambda: self._generator.generate(plan, client=client, log=log),
             )
-        except LlmError as exc:
+        except (LlmError, PromptRenderError) as exc:
             raise tool_error(exc) from None
         document = GeneratedDocument.of(generated)
         return ToolResult(

@@ -1,9 +1,17 @@
 """Honest fakes: real behaviour, with a switch the tests control."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+import anyio
+from fastmcp.client.sampling import RequestContext, SamplingMessage, SamplingParams
+from mcp import ClientSession
+from mcp.types import CreateMessageResult, CreateMessageResultWithTools, TextContent
 
 from domain.keys import ApiKeyInfo
+from domain.llm import LlmCompletion, LlmError, LlmRequest
 from domain.ports import KeyStore, KeyStoreUnavailable
 
 
@@ -58,3 +66,103 @@ class SwitchableKeyStore:
     async def record_usage(self, last_used: Mapping[str, datetime]) -> None:
         self._check()
         await self.inner.record_usage(last_used)
+
+
+def completion(
+    text: str = "# Rotating the signing keys\n\nThe finished document.",
+    *,
+    model: str = "gpt-test-2026",
+    provider: str = "openai-compatible",
+    input_tokens: int | None = 120,
+    output_tokens: int | None = 30,
+    latency_ms: float = 12.34,
+) -> LlmCompletion:
+    """An LLM's answer, as the server-side adapter reports one."""
+    return LlmCompletion(
+        text=text,
+        model=model,
+        provider=provider,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        latency_ms=latency_ms,
+    )
+
+
+def served(prompt: str = "context_stack") -> dict[str, object]:
+    """What a caller receives for ``prompt`` when the server's LLM answers ``completion()``."""
+    answer = completion()
+    return {
+        "prompt": prompt,
+        "document": answer.text,
+        "route": "server",
+        "provider": answer.provider,
+        "model": answer.model,
+        "input_tokens": answer.input_tokens,
+        "output_tokens": answer.output_tokens,
+        "latency_ms": round(answer.latency_ms, 1),
+    }
+
+
+class ScriptedLlm:
+    """An ``LlmGateway`` that answers from a script and records every request it gets.
+
+    Answers are given in order and the last one repeats; an ``LlmError`` in the script is
+    raised. With ``gate`` set, every call waits for it before answering.
+    """
+
+    def __init__(self, *script: LlmCompletion | LlmError, gate: anyio.Event | None = None) -> None:
+        self.script = list(script) or [completion()]
+        self.gate = gate
+        self.requests: list[LlmRequest] = []
+
+    async def complete(self, request: LlmRequest) -> LlmCompletion:
+        self.requests.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(answer, LlmError):
+            raise answer
+        return answer
+
+
+type SamplingAnswer = CreateMessageResult | CreateMessageResultWithTools
+
+
+def said(text: str = "A summary.", model: str = "fake-model-1") -> CreateMessageResult:
+    """A client LLM's text answer to a sampling request."""
+    return CreateMessageResult(
+        role="assistant", content=TextContent(type="text", text=text), model=model
+    )
+
+
+@dataclass
+class ClientLlm:
+    """An MCP client's own LLM, as fastmcp's ``sampling_handler``.
+
+    Records every request's parameters, awaits ``until`` when given (an LLM slower than
+    the server allows), then answers ``answer``, or raises it.
+    """
+
+    answer: SamplingAnswer | Exception = field(default_factory=said)
+    until: Callable[[], Awaitable[object]] | None = None
+    received: list[SamplingParams] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The text this LLM answers with."""
+        assert isinstance(self.answer, CreateMessageResult)
+        assert isinstance(self.answer.content, TextContent)
+        return self.answer.content.text
+
+    async def __call__(
+        self,
+        messages: list[SamplingMessage],
+        params: SamplingParams,
+        context: RequestContext[ClientSession, Any],
+    ) -> SamplingAnswer:
+        self.received.append(params)
+        if self.until is not None:
+            await self.until()
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer

@@ -176,12 +176,10 @@ def _generate_endpoint(
 
     async def generate(arguments: BaseModel, request: Request) -> GeneratedDocument:
         generator = get_state(request).generator
+        log = request_log(request.scope)
         # REST has no MCP client to lend an LLM: the server's, or a clear 503.
-        route = generator.route(ClientSampling.NO_CLIENT)
-        generated = await generator.generate(
-            entry, arguments.model_dump(), route=route, log=request_log(request.scope)
-        )
-        return GeneratedDocument.of(generated)
+        plan = generator.plan(entry, arguments.model_dump(), ClientSampling.NO_CLIENT, log=log)
+        return GeneratedDocument.of(await generator.generate(plan, log=log))
 
     return _with_body(generate, entry, GeneratedDocument)
 

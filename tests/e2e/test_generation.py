@@ -12,13 +12,12 @@ import anyio
 import httpx
 import pytest
 from fastmcp import Client
-from fastmcp.client.sampling import RequestContext, SamplingMessage, SamplingParams
 from fastmcp.client.transports import StreamableHttpTransport
-from mcp import ClientSession, CreateMessageResult
 from mcp.types import TextContent
 
 from infrastructure.catalog.loader import load_catalog
 from tests.e2e.server import RunningServer, ctxfy, running_server
+from tests.fakes import ClientLlm, said
 
 pytestmark = pytest.mark.anyio
 
@@ -63,32 +62,6 @@ def stateless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe
 def reader(stateful: RunningServer) -> str:
     """A read-scope key on ``stateful``."""
     return ctxfy(stateful.env, "keys", "create", "--user", "reader", "--scope", "read").strip()
-
-
-class ClientLlm:
-    """The MCP client's LLM: answers ``CLIENT_TEXT`` and records each request.
-
-    ``until``, when given, is awaited before answering: an LLM too slow for the server.
-    """
-
-    def __init__(self, until: Callable[[], Awaitable[object]] | None = None) -> None:
-        self.until = until
-        self.requests: list[SamplingParams] = []
-
-    async def __call__(
-        self,
-        messages: list[SamplingMessage],
-        params: SamplingParams,
-        context: RequestContext[ClientSession, Any],
-    ) -> CreateMessageResult:
-        self.requests.append(params)
-        if self.until is not None:
-            await self.until()
-        return CreateMessageResult(
-            role="assistant",
-            content=TextContent(type="text", text=CLIENT_TEXT),
-            model=CLIENT_MODEL,
-        )
 
 
 class Progress:
@@ -138,7 +111,7 @@ async def test_every_prompt_that_generates_is_offered_as_a_generate_tool(
 async def test_a_client_that_samples_gets_a_document_written_by_its_own_llm(
     stateful: RunningServer,
 ) -> None:
-    llm, progress = ClientLlm(), Progress()
+    llm, progress = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL)), Progress()
     with anyio.fail_after(TIMEOUT):
         async with mcp_client(stateful, stateful.key, llm) as client:
             result = await client.call_tool(TOOL, EXAMPLE, progress_handler=progress)
@@ -157,7 +130,7 @@ async def test_a_client_that_samples_gets_a_document_written_by_its_own_llm(
     assert structured["latency_ms"] >= 0
     assert progress.seen, "a caller that sent a progress token hears progress"
 
-    [asked] = llm.requests
+    [asked] = llm.received
     generation = DEFINITION.generation
     assert generation is not None
     [message] = asked.messages
@@ -186,7 +159,10 @@ async def test_a_client_llm_too_slow_for_the_sampling_timeout_is_an_llm_timeout(
     # (late) before the client can read the tool's result: it answers once the server
     # has logged the timeout of this client's request.
     request_id = "gen-slow-client-llm"
-    llm = ClientLlm(until=logged(stateful, f'"request_id":"{request_id}"', "llm_timeout"))
+    llm = ClientLlm(
+        said(CLIENT_TEXT, CLIENT_MODEL),
+        until=logged(stateful, f'"request_id":"{request_id}"', "llm_timeout"),
+    )
     with anyio.fail_after(TIMEOUT):
         async with mcp_client(stateful, stateful.key, llm, request_id) as client:
             started = time.monotonic()
@@ -194,7 +170,7 @@ async def test_a_client_llm_too_slow_for_the_sampling_timeout_is_an_llm_timeout(
             elapsed = time.monotonic() - started
     assert result.is_error
     assert error_text(result.content).startswith("llm_timeout:")
-    assert len(llm.requests) == 1
+    assert len(llm.received) == 1
     assert elapsed < SAMPLING_TIMEOUT + 1
 
 
@@ -221,7 +197,7 @@ def test_a_read_key_may_not_generate_over_rest(stateful: RunningServer, reader: 
 async def test_a_read_key_may_neither_see_nor_call_the_generate_tools(
     stateful: RunningServer, reader: str
 ) -> None:
-    llm = ClientLlm()
+    llm = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL))
     with anyio.fail_after(TIMEOUT):
         async with mcp_client(stateful, reader, llm) as client:
             tools = {tool.name for tool in await client.list_tools()}
@@ -229,13 +205,13 @@ async def test_a_read_key_may_neither_see_nor_call_the_generate_tools(
     assert not tools & GENERATING
     assert result.is_error
     assert result.structured_content is None
-    assert llm.requests == []
+    assert llm.received == []
 
 
 async def test_arguments_that_do_not_fit_the_prompt_are_invalid_arguments(
     stateful: RunningServer,
 ) -> None:
-    llm = ClientLlm()
+    llm = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL))
     with anyio.fail_after(TIMEOUT):
         async with mcp_client(stateful, stateful.key, llm) as client:
             result = await client.call_tool(TOOL, {"task": "only the task"}, raise_on_error=False)
@@ -243,13 +219,13 @@ async def test_arguments_that_do_not_fit_the_prompt_are_invalid_arguments(
     text = error_text(result.content)
     assert text.startswith("invalid_arguments:")
     assert "domain" in text
-    assert llm.requests == []
+    assert llm.received == []
 
 
 async def test_a_stateless_server_refuses_client_sampling_at_once_saying_why(
     stateless: RunningServer,
 ) -> None:
-    llm = ClientLlm()
+    llm = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL))
     with anyio.fail_after(10):
         async with mcp_client(stateless, stateless.key, llm) as client:
             result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
@@ -257,4 +233,4 @@ async def test_a_stateless_server_refuses_client_sampling_at_once_saying_why(
     text = error_text(result.content)
     assert text.startswith("sampling_unavailable:")
     assert "stateless" in text
-    assert llm.requests == []
+    assert llm.received == []

@@ -10,9 +10,7 @@ import anyio
 import httpx
 import pytest
 from fastmcp import Client
-from fastmcp.client.sampling import RequestContext, SamplingMessage, SamplingParams
 from fastmcp.client.transports import StreamableHttpTransport
-from mcp import ClientSession, CreateMessageResult
 from mcp.types import TextContent
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,6 +18,7 @@ from infrastructure.catalog.loader import load_catalog
 from tests.e2e.fake_llm import FakeLlm, Reply, fake_llm
 from tests.e2e.inspector import json_document, run_inspector
 from tests.e2e.server import RunningServer, running_server
+from tests.fakes import ClientLlm, said
 
 pytestmark = pytest.mark.anyio
 
@@ -161,16 +160,6 @@ def llm_requests(server: RunningServer, outcome: str) -> float:
     )
 
 
-async def sampler(
-    messages: list[SamplingMessage],
-    params: SamplingParams,
-    context: RequestContext[ClientSession, Any],
-) -> CreateMessageResult:
-    return CreateMessageResult(
-        role="assistant", content=TextContent(type="text", text="from the client"), model="c"
-    )
-
-
 async def test_an_mcp_client_without_sampling_gets_the_server_llms_document(
     server: RunningServer, upstream: FakeLlm
 ) -> None:
@@ -206,7 +195,7 @@ async def test_under_fallback_a_client_that_samples_is_asked_instead_of_the_serv
 ) -> None:
     with anyio.fail_after(TIMEOUT):
         transport = StreamableHttpTransport(server.mcp_url, headers=bearer(server.key))
-        async with Client(transport, sampling_handler=sampler) as client:
+        async with Client(transport, sampling_handler=ClientLlm(said("from the client"))) as client:
             result = await client.call_tool(TOOL, EXAMPLE)
     structured = result.structured_content or {}
     assert (structured["route"], structured["document"]) == ("client", "from the client")

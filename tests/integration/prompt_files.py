@@ -46,3 +46,29 @@ def write_prompt(directory: Path, document: object, filename: str = "greet.yaml"
 def load_prompt(directory: Path, document: object) -> CatalogEntry:
     """Write ``document`` and load it as one catalog entry."""
     return load_entry(write_prompt(directory, document))
+
+
+def write_unrenderable_prompts(directory: Path, generation: dict[str, Any]) -> None:
+    """Generating prompts whose messages some valid arguments cannot render usefully.
+
+    ``divide``: ``n=0`` fails in the template. ``maybe``: without ``who`` its second message
+    renders empty (the first still says something). ``blank``: without ``who`` every message
+    renders empty.
+    """
+    divide = [{"role": "user", "content": "Ten over n is {{ 10 // n }}."}]
+    hello = "{% if who %}Hello, {{ who }}.{% endif %}"
+    maybe = [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": hello}]
+    blank = [{"role": "user", "content": hello}]
+    for name, declared, example, messages in [
+        ("divide", argument("n", "integer", required=True), {"n": 2}, divide),
+        ("maybe", argument("who"), {"who": "Ada"}, maybe),
+        ("blank", argument("who"), {"who": "Ada"}, blank),
+    ]:
+        document = prompt(
+            name=name,
+            arguments=[declared],
+            example=example,
+            messages=messages,
+            generation=generation,
+        )
+        write_prompt(directory, document, f"{name}.yaml")

@@ -36,12 +36,13 @@ from domain.llm import (
     SamplingUnavailable,
 )
 from infrastructure.llm.client_sampling import ClientSamplingLlm, client_sampling
+from tests.fakes import ClientLlm, SamplingAnswer, said
 
 pytestmark = pytest.mark.anyio
 
 ASK = LlmRequest(messages=(LlmMessage("user", "Summarise this."),), max_tokens=64)
 
-type Answer = CreateMessageResult | CreateMessageResultWithTools
+type Answer = SamplingAnswer
 type Handler = Callable[
     [list[SamplingMessage], SamplingParams, RequestContext[ClientSession, Any]],
     Awaitable[Answer],
@@ -49,34 +50,9 @@ type Handler = Callable[
 type Outcome = LlmCompletion | LlmError
 
 
-def said(text: str = "A summary.", model: str = "fake-model-1") -> CreateMessageResult:
-    return CreateMessageResult(
-        role="assistant", content=TextContent(type="text", text=text), model=model
-    )
-
-
 def blocks(*texts: str) -> CreateMessageResultWithTools:
     content: list[Any] = [TextContent(type="text", text=t) for t in texts]
     return CreateMessageResultWithTools(role="assistant", content=content, model="fake-model-1")
-
-
-@dataclass
-class FakeClientLlm:
-    """The client's LLM: answers every request with ``answer`` (or raises it) and records it."""
-
-    answer: Answer | Exception = field(default_factory=said)
-    received: list[SamplingParams] = field(default_factory=list)
-
-    async def __call__(
-        self,
-        messages: list[SamplingMessage],
-        params: SamplingParams,
-        context: RequestContext[ClientSession, Any],
-    ) -> Answer:
-        self.received.append(params)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
 
 
 @dataclass
@@ -138,7 +114,7 @@ async def offered(handler: Handler | None, *, stateless: bool) -> ClientSampling
 
 
 async def test_every_setting_reaches_the_clients_llm() -> None:
-    llm = FakeClientLlm()
+    llm = ClientLlm()
     request = LlmRequest(
         messages=(
             LlmMessage("user", "Q1"),
@@ -173,7 +149,7 @@ async def test_every_setting_reaches_the_clients_llm() -> None:
 
 
 async def test_settings_the_request_leaves_unset_are_left_to_the_client() -> None:
-    llm = FakeClientLlm()
+    llm = ClientLlm()
     await generate(llm, ASK)
     [params] = llm.received
     assert (params.systemPrompt, params.temperature, params.modelPreferences) == (None, None, None)
@@ -181,14 +157,14 @@ async def test_settings_the_request_leaves_unset_are_left_to_the_client() -> Non
 
 
 async def test_preferences_without_hints_send_only_priorities() -> None:
-    llm = FakeClientLlm()
+    llm = ClientLlm()
     preferences = ModelPreferences(speed_priority=1.0)
     await generate(llm, LlmRequest(messages=ASK.messages, model_preferences=preferences))
     assert llm.received[0].modelPreferences == McpModelPreferences(speedPriority=1.0)
 
 
 async def test_a_completion_carries_the_clients_text_and_model_and_no_token_counts() -> None:
-    completion = await generate(FakeClientLlm())
+    completion = await generate(ClientLlm())
     assert isinstance(completion, LlmCompletion)
     assert (completion.text, completion.model, completion.provider) == (
         "A summary.",
@@ -205,7 +181,7 @@ async def test_a_completion_carries_the_clients_text_and_model_and_no_token_coun
 async def test_the_reported_model_name_is_bounded_and_never_empty(
     model: str, reported: str
 ) -> None:
-    completion = await generate(FakeClientLlm(said(model=model)))
+    completion = await generate(ClientLlm(said(model=model)))
     assert isinstance(completion, LlmCompletion)
     assert completion.model == reported
 
@@ -220,8 +196,8 @@ async def test_a_client_without_sampling_is_unavailable() -> None:
     ("handler", "stateless", "expected"),
     [
         (None, False, ClientSampling.NOT_OFFERED),
-        (FakeClientLlm(), False, ClientSampling.AVAILABLE),
-        (FakeClientLlm(), True, ClientSampling.STATELESS),  # even though the client could
+        (ClientLlm(), False, ClientSampling.AVAILABLE),
+        (ClientLlm(), True, ClientSampling.STATELESS),  # even though the client could
     ],
 )
 async def test_client_sampling_reports_whether_the_client_can_lend_its_llm(
@@ -248,7 +224,7 @@ def test_the_stateless_answer_does_not_touch_the_session() -> None:
 async def test_a_client_error_becomes_sampling_failed_with_the_clients_reason_on_one_line(
     client_message: str, reason: str
 ) -> None:
-    outcome = await generate(FakeClientLlm(RuntimeError(client_message)))
+    outcome = await generate(ClientLlm(RuntimeError(client_message)))
     assert isinstance(outcome, SamplingFailed)
     assert str(outcome) == f"The client's LLM did not generate: {reason}"
 
@@ -265,13 +241,13 @@ async def test_an_image_or_empty_answer_is_a_bad_response(
     answer: ImageContent | TextContent, complaint: str
 ) -> None:
     result = CreateMessageResult(role="assistant", content=answer, model="fake-model-1")
-    outcome = await generate(FakeClientLlm(result))
+    outcome = await generate(ClientLlm(result))
     assert isinstance(outcome, LlmBadResponse)
     assert complaint in str(outcome)
 
 
 async def test_a_block_list_answer_to_a_request_without_tools_is_malformed() -> None:
-    outcome = await generate(FakeClientLlm(blocks("A ", "summary.")))
+    outcome = await generate(ClientLlm(blocks("A ", "summary.")))
     assert isinstance(outcome, LlmBadResponse)
     assert "malformed" in str(outcome)
 
@@ -291,9 +267,7 @@ async def test_the_text_blocks_of_a_server_side_fallback_handler_are_joined() ->
 
 
 async def test_a_misconfigured_server_fails_without_leaking_fastmcps_message() -> None:
-    outcome = await generate(
-        FakeClientLlm(), server=FastMCP("t", sampling_handler_behavior="always")
-    )
+    outcome = await generate(ClientLlm(), server=FastMCP("t", sampling_handler_behavior="always"))
     assert isinstance(outcome, SamplingFailed)
     assert str(outcome) == "Sampling the client's LLM failed (ValueError)"
 
