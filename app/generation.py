@@ -76,15 +76,6 @@ def failure_of(error: LlmError) -> Failure:
     return Failure(code, status, retry_after)
 
 
-@dataclass(frozen=True, slots=True)
-class Generated:
-    """A finished document and how it was made."""
-
-    prompt: str
-    route: Route
-    completion: LlmCompletion
-
-
 class GeneratedDocument(BaseModel):
     """A generated document with how it was made: the REST body and the MCP tool result."""
 
@@ -100,13 +91,12 @@ class GeneratedDocument(BaseModel):
     latency_ms: float = Field(description="How long the LLM took.")
 
     @classmethod
-    def of(cls, generated: "Generated") -> "GeneratedDocument":
-        """The wire shape of ``generated``."""
-        completion = generated.completion
+    def of(cls, plan: "Plan", completion: LlmCompletion) -> "GeneratedDocument":
+        """What ``plan`` produced when its LLM answered ``completion``."""
         return cls(
-            prompt=generated.prompt,
+            prompt=plan.prompt,
             document=completion.text,
-            route=generated.route,
+            route=plan.route,
             provider=completion.provider,
             model=completion.model,
             input_tokens=completion.input_tokens,
@@ -197,7 +187,7 @@ class Generator:
         *,
         client: Callable[[], LlmGateway] | None = None,
         log: MutableMapping[str, Any] | None = None,
-    ) -> Generated:
+    ) -> GeneratedDocument:
         """Have the planned LLM write the document.
 
         Args:
@@ -235,7 +225,7 @@ class Generator:
             completion.input_tokens,
             completion.output_tokens,
         )
-        return Generated(prompt=plan.prompt, route=route, completion=completion)
+        return GeneratedDocument.of(plan, completion)
 
     def _gateway(self, route: Route, client: Callable[[], LlmGateway] | None) -> LlmGateway:
         if route is Route.CLIENT:

@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     server_llm = build_server_llm(settings)
     generator = build_generator(settings, server_llm, metrics)
     for tool in generation_tools(
-        list(catalog),
+        catalog,
         generator,
         stateless=settings.mcp_stateless,
         sampling_timeout=settings.llm_sampling_timeout_seconds,

@@ -6,7 +6,7 @@ server's — and returns the document with structured metadata. Every tool needs
 """
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -110,7 +110,7 @@ class GenerationTool(Tool):
             def client() -> LlmGateway:
                 return ClientSamplingLlm(context, timeout=self._sampling_timeout)
 
-            generated = await _with_heartbeat(
+            document = await _with_heartbeat(
                 context,
                 self._heartbeat,
                 f"Asking the {plan.route.value}'s LLM",
@@ -118,7 +118,6 @@ class GenerationTool(Tool):
             )
         except (LlmError, PromptRenderError) as exc:
             raise tool_error(exc) from None
-        document = GeneratedDocument.of(generated)
         return ToolResult(
             content=[TextContent(type="text", text=document.document)],
             structured_content=document.model_dump(mode="json"),
@@ -150,8 +149,6 @@ async def _with_heartbeat[T](
     if _progress_token(context) is None:
         return await work()
     await context.report_progress(0, 1, message)
-    result: list[T] = []
-    failure: LlmError | None = None
     async with anyio.create_task_group() as tasks:
 
         async def beat() -> None:
@@ -167,21 +164,20 @@ async def _with_heartbeat[T](
                     return
 
         tasks.start_soon(beat)
+        outcome: T | LlmError
         try:
-            result.append(await work())
+            outcome = await work()
         except LlmError as exc:
-            # Leaving the task group with it would wrap it in an ExceptionGroup.
-            failure = exc
-        finally:
-            tasks.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+            outcome = exc  # raised from inside the group, it would arrive in an ExceptionGroup
+        tasks.cancel_scope.cancel()
+    if isinstance(outcome, LlmError):
+        raise outcome
     await context.report_progress(1, 1, "Document ready")
-    return result[0]
+    return outcome
 
 
 def generation_tools(
-    entries: list[CatalogEntry],
+    entries: Iterable[CatalogEntry],
     generator: Generator,
     *,
     stateless: bool,

@@ -179,7 +179,7 @@ def _generate_endpoint(
         log = request_log(request.scope)
         # REST has no MCP client to lend an LLM: the server's, or a clear 503.
         plan = generator.plan(entry, arguments.model_dump(), ClientSampling.NO_CLIENT, log=log)
-        return GeneratedDocument.of(await generator.generate(plan, log=log))
+        return await generator.generate(plan, log=log)
 
     return _with_body(generate, entry, GeneratedDocument)
 
