@@ -14,8 +14,8 @@ import anyio
 import typer
 from pydantic import ValidationError
 
-from app.composition import build_key_parts
-from app.keys import KeyService
+from app.bootstrap import build_keys, package_version
+from app.services.keys import KeyService
 from app.settings import Settings
 from domain.errors import CatalogError
 from domain.keys import (
@@ -28,6 +28,7 @@ from domain.keys import (
 from domain.ports import KeyStoreUnavailable
 from infrastructure.catalog.loader import load_catalog
 from infrastructure.logging import configure_logging
+from infrastructure.metrics import Metrics, prepare_multiprocess_dir
 
 cli = typer.Typer(
     name="ctxfy",
@@ -79,8 +80,6 @@ def serve(
     settings = _settings(host=host, port=port, workers=workers)
     # Fail here, once, with a clear message, rather than in every worker.
     _check_catalog(settings.prompts_dir)
-    from infrastructure.metrics import prepare_multiprocess_dir  # keeps `ctxfy --help` fast
-
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Without a shared directory each worker would report only its own counts.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ctxfy-metrics-")
@@ -156,7 +155,7 @@ def _run_keys[T](operation: Callable[[KeyService], Awaitable[T]]) -> T:
     configure_logging(level=settings.log_level, fmt=settings.log_format, stream=sys.stderr)
 
     async def run() -> T:
-        parts = build_key_parts(settings)
+        parts = build_keys(settings, Metrics(version=package_version()))
         await parts.store.start()
         try:
             return await operation(parts.keys)

@@ -82,7 +82,7 @@ class DrainingServer(uvicorn.Server):
     def _mark_draining(self) -> None:
         state = app_state(getattr(self.config, "loaded_app", None))
         if state is not None:
-            state.draining = True
+            state.lifecycle.start_draining()
 
 
 def app_state(app: object) -> AppState | None:

@@ -1,14 +1,23 @@
 """Domain errors: one base, one-line leaves."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 class CtxfyError(Exception):
-    """Base of every error Ctxfy raises on purpose."""
+    """Base of every error Ctxfy raises on purpose.
+
+    ``code`` is the stable, machine-readable name clients see (REST ``error``, MCP tool
+    error prefix); each surface picks its own status for it in one table.
+    """
+
+    code: ClassVar[str] = "error"
 
 
 class CatalogError(CtxfyError):
     """A prompt file or definition is invalid; names the file, prompt and field."""
+
+    code = "catalog_error"
 
     def __init__(
         self,
@@ -46,6 +55,8 @@ class CatalogError(CtxfyError):
 class PromptNotFound(CtxfyError):
     """No prompt of that name is in the catalog."""
 
+    code = "prompt_not_found"
+
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"Unknown prompt: {name!r}")
@@ -63,6 +74,8 @@ class FieldError:
 class InvalidArguments(CtxfyError):
     """Arguments given for a prompt do not match its declared arguments."""
 
+    code = "invalid_arguments"
+
     def __init__(self, prompt: str, errors: tuple[FieldError, ...]) -> None:
         if not errors:
             raise ValueError("InvalidArguments needs at least one FieldError")
@@ -74,6 +87,8 @@ class InvalidArguments(CtxfyError):
 
 class PromptRenderError(CtxfyError):
     """A prompt's template failed while rendering validated arguments."""
+
+    code = "prompt_render_failed"
 
     def __init__(self, prompt: str, reason: str) -> None:
         self.prompt = prompt

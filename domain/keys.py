@@ -9,7 +9,7 @@ before it, so a mistyped or truncated key is rejected without any lookup.
 import re
 import secrets
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -32,13 +32,19 @@ USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:+-]{1,128}$")
 class MalformedKey(CtxfyError):
     """The text presented is not a well-formed Ctxfy key (shape or checksum)."""
 
+    code = "malformed_key"
+
 
 class KeyLifecycleError(CtxfyError):
     """A key operation is not allowed in the key's current state."""
 
+    code = "key_lifecycle_error"
+
 
 class KeyNotFound(CtxfyError):
     """No key has that id."""
+
+    code = "key_not_found"
 
     def __init__(self, key_id: str) -> None:
         super().__init__(f"No key with id {key_id!r}")
@@ -47,6 +53,8 @@ class KeyNotFound(CtxfyError):
 
 class ScopeNotGrantable(CtxfyError):
     """A key tried to create a key broader than itself."""
+
+    code = "insufficient_scope"
 
     def __init__(self, scope: "Scope") -> None:
         super().__init__(f"A key cannot create a key with a broader scope ({scope.value!r})")
@@ -180,12 +188,6 @@ class ApiKeyInfo:
         if now >= self.expires_at:
             return KeyStatus.EXPIRED
         return KeyStatus.ACTIVE
-
-    def revoked(self, now: datetime) -> "ApiKeyInfo":
-        """This key, revoked at ``now`` (revoking twice keeps the first instant)."""
-        if self.revoked_at is not None:
-            return self
-        return replace(self, revoked_at=now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,17 +124,25 @@ class LlmCompletion:
 class LlmError(CtxfyError):
     """Server-side generation failed."""
 
+    code = "llm_error"
+
 
 class LlmNotConfigured(LlmError):
     """No server-side LLM is configured."""
+
+    code = "llm_not_configured"
 
 
 class LlmUnavailable(LlmError):
     """The LLM provider cannot be reached or kept failing (connection errors, 5xx)."""
 
+    code = "llm_unavailable"
+
 
 class LlmRejected(LlmError):
     """The LLM provider refused the request (a 4xx other than 429)."""
+
+    code = "llm_rejected"
 
     def __init__(self, status: int) -> None:
         super().__init__(f"The LLM provider refused the request (HTTP {status})")
@@ -143,6 +151,8 @@ class LlmRejected(LlmError):
 
 class LlmRateLimited(LlmError):
     """The LLM provider kept answering 429 Too Many Requests."""
+
+    code = "llm_rate_limited"
 
     def __init__(self, retry_after: float | None) -> None:
         hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
@@ -153,25 +163,41 @@ class LlmRateLimited(LlmError):
 class LlmTimeout(LlmError):
     """The LLM provider did not answer in time."""
 
+    code = "llm_timeout"
+
 
 class LlmBadResponse(LlmError):
     """The LLM provider answered with something that is not a usable completion."""
 
+    code = "llm_bad_response"
+
 
 class LlmCircuitOpen(LlmError):
     """Recent calls to the LLM provider failed, so calls are refused for a while."""
+
+    code = "llm_circuit_open"
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"The LLM provider is failing; retry after {retry_after:g} s")
         self.retry_after = retry_after
 
 
-class SamplingUnavailable(LlmError):
+class SamplingError(LlmError):
+    """Generation with the MCP client's own LLM (sampling) failed."""
+
+    code = "sampling_error"
+
+
+class SamplingUnavailable(SamplingError):
     """The MCP client cannot sample its own LLM for this request."""
 
+    code = "sampling_unavailable"
 
-class SamplingFailed(LlmError):
+
+class SamplingFailed(SamplingError):
     """The MCP client's LLM was asked and refused or failed (the client sent an error)."""
+
+    code = "sampling_failed"
 
 
 class LlmGateway(Protocol):

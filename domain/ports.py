@@ -4,15 +4,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from domain.errors import CtxfyError
 from domain.keys import ApiKeyInfo
 
 
-class KeyStoreUnavailable(Exception):
+class KeyStoreUnavailable(CtxfyError):
     """The key store cannot be reached or answered with an error."""
 
+    code = "key_store_unavailable"
 
-class DuplicateKeyId(Exception):
+
+class DuplicateKeyId(CtxfyError):
     """A key with this key id is already stored."""
+
+    code = "duplicate_key_id"
 
     def __init__(self, key_id: str) -> None:
         super().__init__(f"a key with id {key_id} is already stored")

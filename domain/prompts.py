@@ -1,12 +1,11 @@
 """Prompt definitions: the catalog's value objects and their invariants."""
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
 
 from domain.errors import CatalogError
-from domain.llm import ModelPreferences
+from domain.llm import MAX_TOKENS_LIMIT, TEMPERATURE_MAX, ModelPreferences, Role
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
@@ -17,10 +16,8 @@ RESERVED_ARGUMENT_PREFIX = "model_"
 
 MAX_STRING_LENGTH = 100_000
 DEFAULT_STRING_LENGTH = 20_000
-MAX_TOKENS_LIMIT = 200_000
 
 type Scalar = str | int | float | bool
-type Role = Literal["user", "assistant"]
 
 
 class ArgumentType(StrEnum):
@@ -144,8 +141,10 @@ class GenerationSettings:
                 f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT}",
                 "generation.max_tokens",
             )
-        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
-            raise _fail("temperature must be between 0 and 2", "generation.temperature")
+        if self.temperature is not None and not 0.0 <= self.temperature <= TEMPERATURE_MAX:
+            raise _fail(
+                f"temperature must be between 0 and {TEMPERATURE_MAX:g}", "generation.temperature"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -222,7 +221,7 @@ class RenderedPrompt:
 
     name: str
     description: str
-    messages: tuple[RenderedMessage, ...] = field(default_factory=tuple)
+    messages: tuple[RenderedMessage, ...]
 
     def __post_init__(self) -> None:
         if not self.messages:

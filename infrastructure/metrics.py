@@ -1,4 +1,5 @@
-"""Prometheus metrics: HTTP series from prometheus-fastapi-instrumentator, plus Ctxfy's own.
+"""Prometheus metrics: Ctxfy's own series (the HTTP series come from the instrumentator's
+middleware, which ``app/http/http_metrics.py`` adds to the same registry).
 
 The seeds' ``MetricsCollectorPort`` is this module's ``Metrics``; it has one implementation,
 so it is a class, not a port. Every label has a small, closed set of values: never user
@@ -14,9 +15,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -27,23 +26,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_fastapi_instrumentator import routing
-from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-METRICS_PATH = "/metrics"
-# Regexes searched in the handler label; probes and scrapes would drown real traffic.
-UNINSTRUMENTED = (r"^/metrics$", r"^/health(/|$)")
-UNTEMPLATED = "none"  # the instrumentator's label for paths no route matches
 
 type Outcome = Literal["ok", "error"]
 
 MCP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LLM_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
-HTTP_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 5)
 
 
 def multiprocess_dir() -> Path | None:
@@ -66,37 +55,6 @@ def prepare_multiprocess_dir() -> Path | None:
     for stale in directory.glob("*.db"):
         stale.unlink(missing_ok=True)
     return directory
-
-
-class HttpMetricsMiddleware(PrometheusInstrumentatorMiddleware):
-    """The instrumentator's pure-ASGI middleware, with a label set that cannot grow.
-
-    Handlers are route templates (``/v1/prompts/{name}``). Everything at or below the MCP
-    mount is one handler, so MCP traffic is labelled alike whether a client posts to
-    ``/mcp`` or ``/mcp/`` (and the hot MCP path skips route matching). Paths no route
-    matches are grouped as ``none``.
-    """
-
-    def __init__(self, app: ASGIApp, *, registry: CollectorRegistry, mount: str) -> None:
-        super().__init__(
-            app,
-            registry=registry,
-            excluded_handlers=UNINSTRUMENTED,
-            should_group_untemplated=True,
-            latency_lowr_buckets=HTTP_BUCKETS,
-        )
-        self.mount = mount
-        self.mount_prefix = mount + "/"
-
-    def _get_handler(self, request: Request) -> tuple[str, bool]:
-        path: str = request.scope["path"]
-        if path == self.mount or path.startswith(self.mount_prefix):
-            return self.mount, True
-        # Not the library's get_route_name(): for a path one slash away from a route
-        # (/v1/prompts/x/) it answers the raw path, one new label per path requested.
-        routes = getattr(request.scope.get("app"), "routes", None)
-        name = routing._get_route_name(request.scope, routes) if routes else None
-        return (path, False) if name is None else (name, True)
 
 
 class Metrics:
@@ -156,6 +114,11 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self._verifications = Counter(
+            "ctxfy_auth_verifications",
+            "argon2 verifications of presented keys (first uses and wrong secrets).",
+            registry=registry,
+        )
         self._rate_limited = Counter(
             "ctxfy_rate_limited", "Requests refused by a rate limit.", registry=registry
         )
@@ -178,6 +141,10 @@ class Metrics:
     def auth_failed(self, reason: str) -> None:
         """Count a refused credential; ``reason`` is a ``FailureReason`` value."""
         self._auth_failures.labels(reason).inc()
+
+    def key_verified(self) -> None:
+        """Count one argon2 verification (cache hits are never counted)."""
+        self._verifications.inc()
 
     def rate_limited(self) -> None:
         """Count a request refused by a rate limit."""
@@ -223,23 +190,6 @@ class Metrics:
             combined, path=str(self.multiprocess_dir)
         )
         return generate_latest(combined)
-
-    def install(self, app: FastAPI, *, mcp_path: str = "/mcp") -> None:
-        """Add ``GET /metrics`` (public, not in the OpenAPI document) and the HTTP middleware.
-
-        Call after every other middleware is added: the instrumentator then wraps them all,
-        so it times authentication and counts refusals, and sees ``/mcp`` before any rewrite.
-        """
-
-        def metrics() -> Response:
-            # A plain def: FastAPI runs it in a thread, so reading workers' files never
-            # blocks the event loop.
-            return Response(self.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-        app.add_api_route(
-            METRICS_PATH, metrics, methods=["GET"], include_in_schema=False, name="metrics"
-        )
-        app.add_middleware(HttpMetricsMiddleware, registry=self.registry, mount=mcp_path)
 
     def close(self) -> None:
         """Drop this process's live gauges (``livemax``) from the multiprocess directory.

@@ -33,8 +33,8 @@ import uvloop
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from app.http.routes import health
 from app.main import create_app
-from app.rest import health
 from app.settings import Settings
 
 TARGET_RATIO = 0.5

@@ -13,6 +13,12 @@ from mcp.types import CreateMessageResult, CreateMessageResultWithTools, TextCon
 from domain.keys import ApiKeyInfo
 from domain.llm import LlmCompletion, LlmError, LlmRequest
 from domain.ports import KeyStore, KeyStoreUnavailable
+from infrastructure.metrics import Metrics
+
+
+def verifications(metrics: Metrics) -> float:
+    """How many argon2 verifications ``metrics`` has counted."""
+    return metrics.registry.get_sample_value("ctxfy_auth_verifications_total") or 0.0
 
 
 class SwitchableKeyStore:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from fastapi import FastAPI
 
+from app.settings import Settings
 from domain.keys import (
     ALPHABET,
     KEY_LENGTH,
@@ -77,7 +78,7 @@ async def revoked_key(app: FastAPI) -> str:
 
 async def expired_key(app: FastAPI, scope: Scope = Scope.ADMIN) -> str:
     """A key stored with a real argon2id hash whose lifetime ended ten days ago."""
-    settings = state_of(app).settings
+    settings = Settings()  # the hermetic test settings every API test's app is built from
     hasher = Argon2KeyHasher(
         Argon2Parameters(
             time_cost=settings.argon2_time_cost,

@@ -29,8 +29,8 @@ from fastmcp.tools import Tool
 from mcp import McpError
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from app.auth.middleware import is_public
-from app.auth.scopes import RequireScope
+from app.http.auth import is_public
+from app.http.security import RequireScope
 from app.main import create_app
 from app.settings import Settings
 from domain.keys import Scope, parse_key
@@ -53,6 +53,7 @@ from tests.api.keys_helpers import (
     insufficient_scope,
     refused_key,
 )
+from tests.fakes import verifications
 
 pytestmark = pytest.mark.anyio
 
@@ -599,13 +600,13 @@ async def test_every_refused_key_gets_one_identical_401_on_rest_and_mcp(app: Fas
 async def test_a_key_refused_before_verification_costs_no_argon2(app: FastAPI, kind: str) -> None:
     async with serving(app, scope=None) as client:
         key = await refused_key(app, kind)
-        before = state_of(app).authenticator.verifications
+        before = verifications(state_of(app).metrics)
         with anyio.fail_after(10):
             statuses = [
                 (await client.get("/v1/prompts", headers={"X-API-Key": key})).status_code
                 for _ in range(3)
             ]
-        after = state_of(app).authenticator.verifications
+        after = verifications(state_of(app).metrics)
 
     assert statuses == [401, 401, 401]
     assert after == before
@@ -614,13 +615,13 @@ async def test_a_key_refused_before_verification_costs_no_argon2(app: FastAPI, k
 async def test_a_wrong_secret_costs_one_argon2_verification_per_attempt(app: FastAPI) -> None:
     async with serving(app, scope=None) as client:
         key = await refused_key(app, "wrong_secret")
-        before = state_of(app).authenticator.verifications
+        before = verifications(state_of(app).metrics)
         with anyio.fail_after(10):
             statuses = [
                 (await client.get("/v1/prompts", headers={"X-API-Key": key})).status_code
                 for _ in range(3)
             ]
-        after = state_of(app).authenticator.verifications
+        after = verifications(state_of(app).metrics)
 
     assert statuses == [401, 401, 401]
     assert after == before + 3

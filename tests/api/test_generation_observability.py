@@ -17,7 +17,7 @@ from domain.keys import Scope
 from domain.llm import LlmTimeout
 from infrastructure.logging import configure_logging
 from infrastructure.metrics import MULTIPROC_ENV
-from tests.api.harness import issue_key, mcp_over_http, serving, state_of
+from tests.api.harness import issue_key, mcp_over_http, serving
 from tests.fakes import ScriptedLlm, completion
 
 pytestmark = pytest.mark.anyio
@@ -55,9 +55,7 @@ def app(request: pytest.FixtureRequest, log: io.StringIO, llm: ScriptedLlm) -> F
     settings = Settings(
         llm_base_url="https://llm.test/v1", llm_model=MODEL, mcp_stateless=request.param
     )
-    app = create_app(settings)
-    state_of(app).generator.server = llm
-    return app
+    return create_app(settings, server_llm=llm)
 
 
 @pytest.fixture
@@ -115,16 +113,17 @@ async def test_a_failed_rest_generation_logs_its_error_code(
 
 
 async def test_a_generation_no_llm_may_serve_logs_the_refusal_and_counts_no_llm_call(
-    app: FastAPI, log: io.StringIO, writer: httpx.AsyncClient
+    log: io.StringIO,
 ) -> None:
-    state_of(app).generator.server = None  # as if no server-side LLM were configured
-
-    await post(writer, CONTEXT_STACK)
+    without_server_llm = create_app(Settings())  # client mode: REST has no LLM to ask
+    async with serving(without_server_llm, Scope.WRITE) as writer:
+        await post(writer, CONTEXT_STACK)
+        scraped = await writer.get("/metrics")
 
     (line,) = [line for line in access_lines(log) if line["path"] == GENERATE]
     assert line["status"] == 503
     assert llm_fields(line) == {"llm_error": "llm_not_configured"}
-    assert llm_series((await writer.get("/metrics")).text) == {}
+    assert llm_series(scraped.text) == {}
 
 
 async def test_a_tool_call_over_http_logs_the_llm_on_its_access_line(

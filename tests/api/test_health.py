@@ -5,8 +5,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.state import CHECKS_MAX_AGE, SharedChecks
+from app.main import create_app
+from app.services.health import CHECKS_MAX_AGE
+from app.settings import Settings
 from domain.ports import KeyStore
+from infrastructure.keystore.sql import SqlKeyStore
 from tests.api.harness import asgi_client, serving, state_of
 from tests.fakes import SwitchableKeyStore
 
@@ -117,20 +120,21 @@ class CountingKeyStore(SwitchableKeyStore):
 
 
 @pytest.fixture
-def clock(app: FastAPI) -> ManualClock:
-    """Drives the age of the app's shared health checks (before its lifespan starts)."""
-    manual = ManualClock()
-    state_of(app).health_checks = SharedChecks(clock=manual)
-    return manual
+def clock() -> ManualClock:
+    """Drives the age of the app's shared health checks."""
+    return ManualClock()
 
 
 @pytest.fixture
-def store(app: FastAPI) -> CountingKeyStore:
-    """Wraps the app's key store (before its lifespan starts, which starts the wrapper)."""
-    state = state_of(app)
-    wrapper = CountingKeyStore(state.key_store)
-    state.key_store = wrapper
-    return wrapper
+def store() -> CountingKeyStore:
+    """The app's real key store, wrapped (the app's lifespan starts it)."""
+    return CountingKeyStore(SqlKeyStore(Settings().database_url.get_secret_value()))
+
+
+@pytest.fixture
+def app(clock: ManualClock, store: CountingKeyStore) -> FastAPI:
+    """Overrides the conftest app: its clock and key store are the test's."""
+    return create_app(Settings(), clock=clock, key_store=store)
 
 
 async def test_readiness_follows_the_key_store_after_the_cache_window_without_a_restart(
@@ -227,7 +231,7 @@ async def test_draining_fails_readiness_at_once_while_liveness_and_requests_carr
     async with serving(app) as client:
         assert (await client.get("/health/ready")).status_code == 200
 
-        state_of(app).draining = True
+        state_of(app).lifecycle.start_draining()
         ready = await client.get("/health/ready")
         live = await client.get("/health/live")
         health = await client.get("/health")

@@ -18,12 +18,12 @@ from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
 from mcp.types import TextContent
 
-from app.generation import GeneratedDocument
 from app.main import create_app
+from app.services.generation import GeneratedDocument
 from app.settings import Settings
 from domain.generation import LlmMode
 from domain.keys import Scope
-from tests.api.harness import catalog_of, issue_key, mcp_over_http, on_the_wire, state_of
+from tests.api.harness import catalog_of, issue_key, mcp_over_http, on_the_wire
 from tests.fakes import ScriptedLlm, completion, served
 from tests.integration.prompt_files import write_unrenderable_prompts
 
@@ -42,9 +42,7 @@ def llm() -> ScriptedLlm:
 @pytest.fixture
 def app(llm: ScriptedLlm) -> FastAPI:
     """Overrides the conftest app: a server-side LLM is configured, and faked."""
-    app = create_app(Settings(**SERVER_LLM))
-    state_of(app).generator.server = llm
-    return app
+    return create_app(Settings(**SERVER_LLM), server_llm=llm)
 
 
 @asynccontextmanager
@@ -183,9 +181,7 @@ def with_unrenderable_prompts(directory: Path, llm: ScriptedLlm) -> FastAPI:
     """An app serving prompts that some valid arguments cannot turn into LLM messages."""
     generation = {"system_prompt": "You write documents.", "max_tokens": 64}
     write_unrenderable_prompts(directory, generation)
-    app = create_app(Settings(**SERVER_LLM, prompts_dir=directory))
-    state_of(app).generator.server = llm
-    return app
+    return create_app(Settings(**SERVER_LLM, prompts_dir=directory), server_llm=llm)
 
 
 async def tool_failure(

@@ -15,12 +15,13 @@ from fastmcp.exceptions import ToolError
 from mcp.types import CreateMessageResult, ProgressNotification, TextContent
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.generation import Generator
-from app.mcp_tools import GenerationTool
+from app.mcp.tools import GenerationTool
+from app.services.generation import DocumentGenerator, LlmLabels
 from domain.generation import LlmMode
 from domain.llm import LlmError, LlmRateLimited, LlmTimeout
 from infrastructure.catalog.catalog import CatalogEntry
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.llm import client_sampling, openai_compatible
 from infrastructure.metrics import MULTIPROC_ENV, Metrics
 from tests.fakes import ClientLlm, ScriptedLlm
 
@@ -53,8 +54,15 @@ def serve(
     metrics: Metrics | None = None,
 ) -> FastMCP:
     """A server whose one tool generates ``entry`` under ``mode``, with ``llm`` as the server's."""
-    generator = Generator(
-        mode=mode, server=llm, server_model="gpt-test", metrics=metrics or Metrics(version="t")
+    generator = DocumentGenerator(
+        mode=mode,
+        server=llm,
+        labels=LlmLabels(
+            server_provider=openai_compatible.PROVIDER,
+            server_model="gpt-test",
+            client_provider=client_sampling.PROVIDER,
+        ),
+        metrics=metrics or Metrics(version="t"),
     )
     tool = GenerationTool.from_entry(
         entry, generator, stateless=False, sampling_timeout=5, heartbeat=0.01

@@ -22,7 +22,7 @@ from domain.llm import (
     LlmTimeout,
     LlmUnavailable,
 )
-from tests.api.harness import BASE_URL, bearer, catalog_of, issue_key, serving, state_of
+from tests.api.harness import BASE_URL, bearer, catalog_of, issue_key, serving
 from tests.fakes import ScriptedLlm, served
 from tests.integration.prompt_files import prompt, write_prompt, write_unrenderable_prompts
 
@@ -42,9 +42,7 @@ def llm() -> ScriptedLlm:
 
 def with_fake_llm(settings: Settings, llm: ScriptedLlm) -> FastAPI:
     """An app built from ``settings`` whose server-side LLM is ``llm``."""
-    app = create_app(settings)
-    state_of(app).generator.server = llm
-    return app
+    return create_app(settings, server_llm=llm)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from mcp.types import TextContent
 from pydantic import ValidationError
 
-from app.composition import build_server_llm
+from app.bootstrap import build_server_llm
 from app.main import create_app
 from app.settings import Settings
 from domain.errors import CatalogError

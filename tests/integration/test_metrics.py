@@ -14,7 +14,8 @@ from mcp import McpError
 from mcp.types import INVALID_PARAMS
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.main import create_app, package_version
+from app.bootstrap import package_version
+from app.main import create_app
 from app.settings import Settings
 from app.state import AppState
 from infrastructure.metrics import MULTIPROC_ENV, Metrics, prepare_multiprocess_dir

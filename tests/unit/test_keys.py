@@ -1,6 +1,5 @@
 """API keys in ``domain.keys``: format, checksum, scopes and lifecycle."""
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -290,14 +289,6 @@ def test_status_compares_instants_not_wall_clock_readings() -> None:
     east = timezone(timedelta(hours=2))
     stored = info()
     assert stored.status(stored.expires_at.astimezone(east)) is KeyStatus.EXPIRED
-
-
-def test_revoking_sets_the_instant_once_and_keeps_the_first() -> None:
-    stored = info()
-    revoked = stored.revoked(NOW + DAY)
-    assert revoked == replace(stored, revoked_at=NOW + DAY)
-    assert revoked.revoked(NOW + 2 * DAY) is revoked
-    assert stored.revoked_at is None
 
 
 # Issuing and rotating

@@ -6,10 +6,10 @@ from typing import Any, cast
 import pytest
 
 from domain.errors import CatalogError
+from domain.llm import MAX_TOKENS_LIMIT, Role
 from domain.prompts import (
     DEFAULT_STRING_LENGTH,
     MAX_STRING_LENGTH,
-    MAX_TOKENS_LIMIT,
     ArgumentType,
     GenerationSettings,
     MessageTemplate,
@@ -17,7 +17,6 @@ from domain.prompts import (
     PromptDefinition,
     RenderedMessage,
     RenderedPrompt,
-    Role,
     Scalar,
     fits_type,
 )
@@ -300,4 +299,4 @@ def test_a_rendered_prompt_keeps_its_messages_in_order() -> None:
 
 def test_a_rendered_prompt_without_messages_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least one message"):
-        RenderedPrompt("greet", "Says hello.")
+        RenderedPrompt("greet", "Says hello.", ())

@@ -1,18 +1,16 @@
 """The FastMCP server: every catalog prompt as an MCP prompt, validated like REST."""
 
-from collections.abc import Mapping
 from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.prompts import Message, Prompt, PromptArgument, PromptResult
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from mcp import McpError
-from mcp.types import INVALID_PARAMS, ErrorData, GetPromptRequestParams
+from fastmcp.server.http import StarletteWithLifespan, StreamableHTTPASGIApp
+from fastmcp.server.middleware import Middleware
 from pydantic import PrivateAttr
+from starlette.routing import Route
 
-from app.mcp_logging import McpLoggingMiddleware
-from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
-from domain.prompts import ArgumentType
+from app.mcp.arguments import PromptArgumentsMiddleware, invalid_params, validated
+from domain.errors import InvalidArguments, PromptRenderError
 from domain.prompts import PromptArgument as CatalogArgument
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 
@@ -23,29 +21,6 @@ INSTRUCTIONS = (
     "the generate_<prompt> tools turn a prompt into the finished document, written by your "
     "own LLM through sampling when you offer it, otherwise by the server's."
 )
-
-
-def mcp_arguments(entry: CatalogEntry, raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    """MCP sends every argument as a string; an empty one for a non-string means unset."""
-    arguments: dict[str, Any] = {}
-    for name, value in (raw or {}).items():
-        declared = entry.definition.argument(name)
-        unset = value is None or (
-            value == "" and declared is not None and declared.type is not ArgumentType.STRING
-        )
-        if not unset:
-            arguments[name] = value
-    return arguments
-
-
-def invalid_params(error: InvalidArguments | PromptRenderError) -> McpError:
-    """The JSON-RPC error a client gets for arguments that do not fit the prompt."""
-    data: dict[str, Any] = {"prompt": error.prompt}
-    if isinstance(error, InvalidArguments):
-        data["errors"] = [
-            {"field": e.field, "message": e.message, "type": e.type} for e in error.errors
-        ]
-    return McpError(ErrorData(code=INVALID_PARAMS, message=str(error), data=data))
 
 
 class CatalogPrompt(Prompt):
@@ -74,9 +49,9 @@ class CatalogPrompt(Prompt):
         return prompt
 
     async def render(self, arguments: dict[str, Any] | None = None) -> PromptResult:
-        """Validate and render with the catalog's one renderer."""
+        """Render with the catalog's one renderer; arguments arrive validated."""
         try:
-            rendered = self._entry.render(mcp_arguments(self._entry, arguments))
+            rendered = self._entry.render_validated(validated(self._entry, arguments))
         except (InvalidArguments, PromptRenderError) as exc:
             raise invalid_params(exc) from None
         return PromptResult(
@@ -96,43 +71,33 @@ def _describe(text: str, argument: CatalogArgument) -> str:
     return f"{text} ({'; '.join(hints)})"
 
 
-class PromptArgumentsMiddleware(Middleware):
-    """Rejects bad prompt arguments with INVALID_PARAMS before FastMCP renders anything.
+def build_mcp_server(
+    catalog: PromptCatalog, *, version: str, middleware: list[Middleware]
+) -> FastMCP:
+    """The MCP server for ``catalog``; transport is chosen when its HTTP app is built.
 
-    Raising here, rather than in ``render``, keeps a client's mistake out of the
-    server's error log (FastMCP logs every render failure with a traceback).
+    ``middleware`` runs first, in order, before the argument validation.
     """
-
-    def __init__(self, catalog: PromptCatalog) -> None:
-        self._catalog = catalog
-
-    async def on_get_prompt(
-        self,
-        context: MiddlewareContext[GetPromptRequestParams],
-        call_next: CallNext[GetPromptRequestParams, PromptResult],
-    ) -> PromptResult:
-        try:
-            entry = self._catalog.get(context.message.name)
-        except PromptNotFound as exc:
-            # The catalog is the only source of prompts, so this is the client's error.
-            raise McpError(ErrorData(code=INVALID_PARAMS, message=str(exc))) from None
-        try:
-            entry.validate(mcp_arguments(entry, context.message.arguments))
-        except InvalidArguments as exc:
-            raise invalid_params(exc) from None
-        return await call_next(context)
-
-
-def build_mcp_server(catalog: PromptCatalog, *, version: str) -> FastMCP:
-    """The MCP server for ``catalog``; transport is chosen when its HTTP app is built."""
     server: FastMCP = FastMCP(
         name="ctxfy",
         instructions=INSTRUCTIONS,
         version=version,
         mask_error_details=True,
         on_duplicate="error",
-        middleware=[McpLoggingMiddleware(), PromptArgumentsMiddleware(catalog)],
+        middleware=[*middleware, PromptArgumentsMiddleware(catalog)],
     )
     for entry in catalog:
         server.add_prompt(CatalogPrompt.from_entry(entry))
     return server
+
+
+def transport_running(mcp_app: StarletteWithLifespan) -> bool:
+    """Whether the MCP session manager is running and can take requests."""
+    for route in mcp_app.routes:
+        endpoint = getattr(route, "endpoint", None) if isinstance(route, Route) else None
+        if isinstance(endpoint, StreamableHTTPASGIApp):
+            manager = endpoint.session_manager
+            # The SDK exposes no public "running" flag; its task group is set exactly
+            # while run() is active, which is when requests can be served.
+            return manager is not None and manager._task_group is not None
+    return False

@@ -1,14 +1,54 @@
-"""MCP requests counted and timed by method, prompt or tool name, and outcome."""
+"""FastMCP middleware: each MCP operation on the request's access line and in metrics."""
 
 from time import perf_counter
 from typing import Any
 
+import structlog
+from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
+from app.http.request_context import REQUEST_ID, access_line
 from infrastructure.metrics import Metrics
 
+MAX_NAME = 128
 UNKNOWN = "unknown"
 NAMED_METHODS = frozenset({"prompts/get", "tools/call"})
+
+
+def mcp_target(context: MiddlewareContext[Any]) -> str | None:
+    """The prompt, tool or resource a request is about, if any (clipped: client input)."""
+    message = context.message
+    target = getattr(message, "name", None) or getattr(message, "uri", None)
+    return str(target)[:MAX_NAME] if target is not None else None
+
+
+class McpLoggingMiddleware(Middleware):
+    """Adds the MCP operation to the access line and binds the request id to every log
+    line an MCP handler writes (handlers of a stateful session run in the session's task,
+    where the HTTP request's context variables are not set)."""
+
+    async def on_request(
+        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
+    ) -> Any:
+        try:
+            scope = get_http_request().scope
+        except RuntimeError:  # in-memory transport: no HTTP request
+            return await call_next(context)
+        line = access_line(scope)
+        if line is not None:
+            line.mcp_method = context.method
+            line.mcp_name = mcp_target(context)
+        with structlog.contextvars.bound_contextvars(request_id=scope.get(REQUEST_ID)):
+            try:
+                result = await call_next(context)
+            except Exception as exc:
+                if line is not None:
+                    line.mcp_outcome = "error"
+                    line.mcp_error = type(exc).__name__
+                raise
+        if line is not None:
+            line.mcp_outcome = "ok"
+        return result
 
 
 class McpMetricsMiddleware(Middleware):

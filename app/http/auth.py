@@ -9,10 +9,10 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth.authenticator import AuthenticationFailed, Authenticator, FailureReason
-from app.auth.identity import PRINCIPAL, UNAUTHORIZED_MESSAGE, unauthorized
-from app.errors import error_response
-from app.observability import request_log
+from app.http.errors import response_for, unauthorized
+from app.http.request_context import access_line
+from app.http.security import PRINCIPAL
+from app.services.authenticator import AuthenticationFailed, Authenticator, FailureReason
 from domain.keys import Principal
 from domain.ports import KeyStoreUnavailable
 
@@ -74,7 +74,7 @@ def authenticated_user(principal: Principal) -> AuthenticatedUser:
 class AuthMiddleware:
     """Places the caller's ``Principal`` in the scope, or answers 401 (503 if the store is down).
 
-    REST routes read it through ``CurrentPrincipal``/``require_scope``; the MCP app reads
+    REST routes read it through ``require_scope``; the MCP app reads
     ``scope["user"]``, so FastMCP's ``get_access_token()`` and per-component scope checks
     see the same identity, and MCP sessions are bound to the key that created them.
     """
@@ -97,7 +97,6 @@ class AuthMiddleware:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
-        fields = request_log(scope)
         presented = credential(scope["headers"])
         if not presented:
             await self._refuse(scope, receive, send, FailureReason.MISSING, presented is not None)
@@ -110,21 +109,14 @@ class AuthMiddleware:
         except AuthenticationFailed as failed:
             await self._refuse(scope, receive, send, failed.reason, True, failed.key_id)
             return
-        except KeyStoreUnavailable:
+        except KeyStoreUnavailable as exc:
             logger.error("auth_store_unavailable", path=scope["path"])
-            response = error_response(
-                503,
-                "authentication_unavailable",
-                "Keys cannot be checked right now; try again shortly.",
-                headers={"Retry-After": "5"},
-            )
-            await response(scope, receive, send)
+            await response_for(exc)(scope, receive, send)
             return
-        if fields is not None:
+        line = access_line(scope)
+        if line is not None:
             # Every authentication decision is audited, on the request's access line.
-            fields.update(
-                audit=True, auth="allowed", user_id=principal.user_id, key_id=principal.key_id
-            )
+            line.allowed(principal)
         scope[PRINCIPAL] = principal
         scope["user"] = authenticated_user(principal)
         scope["auth"] = AuthCredentials([s.value for s in principal.scope.granted()])
@@ -141,9 +133,7 @@ class AuthMiddleware:
     ) -> None:
         if self.on_failure is not None:
             self.on_failure(reason.value)
-        fields = request_log(scope)
-        if fields is not None:
-            fields.update(audit=True, auth="denied", auth_reason=reason.value, key_id=key_id)
-        status, headers = unauthorized(sent_credential=sent)
-        response = error_response(status, "unauthorized", UNAUTHORIZED_MESSAGE, headers=headers)
-        await response(scope, receive, send)
+        line = access_line(scope)
+        if line is not None:
+            line.denied(reason.value, key_id)
+        await unauthorized(sent_credential=sent)(scope, receive, send)

@@ -19,9 +19,10 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import TextContent, ToolAnnotations
 from pydantic import PrivateAttr
 
-from app.generation import GeneratedDocument, Generator, failure_of
-from app.mcp_server import mcp_arguments
-from app.observability import request_log
+from app.http.request_context import access_line
+from app.mcp.arguments import validated
+from app.services.access_line import AccessLine
+from app.services.generation import DocumentGenerator, GeneratedDocument
 from domain.errors import InvalidArguments, PromptRenderError
 from domain.keys import Scope
 from domain.llm import LlmError, LlmGateway
@@ -40,21 +41,14 @@ def tool_error(error: LlmError | InvalidArguments | PromptRenderError) -> ToolEr
     Logged by FastMCP at INFO only: the generator already logged LLM failures once, and
     invalid arguments are the client's to fix.
     """
-    match error:
-        case InvalidArguments():
-            code = "invalid_arguments"
-        case PromptRenderError():
-            code = "prompt_render_failed"
-        case _:
-            code = failure_of(error).code
-    return ToolError(f"{code}: {error}", log_level=logging.INFO)
+    return ToolError(f"{error.code}: {error}", log_level=logging.INFO)
 
 
 class GenerationTool(Tool):
     """Generates the finished document of one catalog prompt."""
 
     _entry: CatalogEntry = PrivateAttr()
-    _generator: Generator = PrivateAttr()
+    _generator: DocumentGenerator = PrivateAttr()
     _stateless: bool = PrivateAttr()
     _sampling_timeout: float = PrivateAttr()
     _heartbeat: float = PrivateAttr()
@@ -63,7 +57,7 @@ class GenerationTool(Tool):
     def from_entry(
         cls,
         entry: CatalogEntry,
-        generator: Generator,
+        generator: DocumentGenerator,
         *,
         stateless: bool,
         sampling_timeout: float,
@@ -97,14 +91,14 @@ class GenerationTool(Tool):
         """Validate, pick the LLM, generate; failures are tool errors with a code."""
         entry = self._entry
         try:
-            values = entry.validate(mcp_arguments(entry, arguments))
+            values = validated(entry, arguments)
         except InvalidArguments as exc:
             raise tool_error(exc) from None
         context = get_context()
-        log = _access_fields()
+        line = _access_line()
         try:
             plan = self._generator.plan(
-                entry, values, client_sampling(context, stateless=self._stateless), log=log
+                entry, values, client_sampling(context, stateless=self._stateless), line=line
             )
 
             def client() -> LlmGateway:
@@ -114,7 +108,7 @@ class GenerationTool(Tool):
                 context,
                 self._heartbeat,
                 f"Asking the {plan.route.value}'s LLM",
-                lambda: self._generator.generate(plan, client=client, log=log),
+                lambda: self._generator.generate(plan, client=client, line=line),
             )
         except (LlmError, PromptRenderError) as exc:
             raise tool_error(exc) from None
@@ -124,10 +118,10 @@ class GenerationTool(Tool):
         )
 
 
-def _access_fields() -> dict[str, Any] | None:
-    """The access-line fields of the HTTP request carrying this call, if there is one."""
+def _access_line() -> AccessLine | None:
+    """The access line of the HTTP request carrying this call, if there is one."""
     try:
-        return request_log(get_http_request().scope)
+        return access_line(get_http_request().scope)
     except RuntimeError:  # in-memory transport: no HTTP request
         return None
 
@@ -178,7 +172,7 @@ async def _with_heartbeat[T](
 
 def generation_tools(
     entries: Iterable[CatalogEntry],
-    generator: Generator,
+    generator: DocumentGenerator,
     *,
     stateless: bool,
     sampling_timeout: float,

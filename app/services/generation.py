@@ -1,40 +1,33 @@
 """Generation: a catalog prompt, rendered, turned into a finished document by an LLM.
 
-``Generator`` is the one place that picks the LLM (``CTXFY_LLM_MODE``, ``choose_route``),
-calls it through the ``LlmGateway`` port, and records the call in metrics and on the
-request's access line. REST and the MCP tools differ only in whether a client LLM exists.
+``DocumentGenerator`` is the one place that picks the LLM (``CTXFY_LLM_MODE``,
+``choose_route``), calls it through the ``LlmGateway`` port, and records the call in metrics
+and on the request's access line. REST and the MCP tools differ only in whether a client LLM
+exists. Failures are ``LlmError`` leaves, each with its ``code``; every surface picks its
+own status for them.
 """
 
-import math
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
 
 import structlog
 from pydantic import BaseModel, Field
 
+from app.services.access_line import AccessLine
 from domain.errors import PromptRenderError
 from domain.generation import ClientSampling, LlmMode, Route, choose_route
 from domain.llm import (
-    LlmBadResponse,
-    LlmCircuitOpen,
     LlmCompletion,
     LlmError,
     LlmGateway,
     LlmMessage,
     LlmNotConfigured,
-    LlmRateLimited,
-    LlmRejected,
     LlmRequest,
-    LlmTimeout,
-    LlmUnavailable,
-    SamplingFailed,
     SamplingUnavailable,
 )
 from domain.prompts import GenerationSettings, RenderedPrompt, Scalar
 from infrastructure.catalog.catalog import CatalogEntry
-from infrastructure.llm import client_sampling, openai_compatible
 from infrastructure.metrics import Metrics, Outcome
 
 logger = structlog.get_logger(__name__)
@@ -43,37 +36,14 @@ logger = structlog.get_logger(__name__)
 # so they go on the log line, never into a label.
 CLIENT_MODEL_LABEL = "client"
 
-# Error code and REST status of each LLM failure (MCP tool errors carry the same codes).
-_FAILURES: tuple[tuple[type[LlmError], str, int], ...] = (
-    (LlmNotConfigured, "llm_not_configured", 503),
-    (SamplingUnavailable, "sampling_unavailable", 503),
-    (SamplingFailed, "sampling_failed", 502),
-    (LlmRejected, "llm_rejected", 502),
-    (LlmUnavailable, "llm_unavailable", 502),
-    (LlmBadResponse, "llm_bad_response", 502),
-    (LlmRateLimited, "llm_rate_limited", 503),
-    (LlmTimeout, "llm_timeout", 504),
-    (LlmCircuitOpen, "llm_circuit_open", 503),
-)
-
 
 @dataclass(frozen=True, slots=True)
-class Failure:
-    """How an LLM failure is reported: a stable code, an HTTP status, a retry hint."""
+class LlmLabels:
+    """The metric labels of each route's LLM: fixed by configuration, never by a client."""
 
-    code: str
-    status: int
-    retry_after: int | None
-
-
-def failure_of(error: LlmError) -> Failure:
-    """The code, status and ``Retry-After`` seconds (rounded up) for ``error``."""
-    code, status = next(
-        ((c, s) for kind, c, s in _FAILURES if isinstance(error, kind)), ("llm_error", 502)
-    )
-    seconds = getattr(error, "retry_after", None)
-    retry_after = max(1, math.ceil(seconds)) if isinstance(seconds, int | float) else None
-    return Failure(code, status, retry_after)
+    server_provider: str
+    server_model: str
+    client_provider: str
 
 
 class GeneratedDocument(BaseModel):
@@ -134,7 +104,7 @@ def llm_request(rendered: RenderedPrompt, settings: GenerationSettings) -> LlmRe
     )
 
 
-class Generator:
+class DocumentGenerator:
     """Turns catalog prompts into documents with the LLM the policy picks."""
 
     def __init__(
@@ -142,12 +112,12 @@ class Generator:
         *,
         mode: LlmMode,
         server: LlmGateway | None,
-        server_model: str | None,
+        labels: LlmLabels,
         metrics: Metrics,
     ) -> None:
-        self.mode = mode
-        self.server = server
-        self._server_model = server_model
+        self._mode = mode
+        self._server = server
+        self._labels = labels
         self._metrics = metrics
 
     def plan(
@@ -156,29 +126,29 @@ class Generator:
         values: Mapping[str, Scalar | None],
         sampling: ClientSampling,
         *,
-        log: MutableMapping[str, Any] | None = None,
+        line: AccessLine | None = None,
     ) -> Plan:
         """Pick the LLM and render what it will be asked; nothing is sent yet.
 
         Args:
             values: arguments ``entry.validate`` accepted.
             sampling: whether the caller can lend its LLM (REST: ``NO_CLIENT``).
-            log: the request's access-line fields; a refusal's code is added to it.
+            line: the request's access line; the route, or a refusal's code, is added to it.
 
         Raises:
             LlmNotConfigured, SamplingUnavailable: no LLM may serve this request.
             PromptRenderError: the prompt renders to nothing an LLM could be asked.
         """
-        fields = log if log is not None else {}
+        line = line if line is not None else AccessLine()
         settings = entry.definition.generation
         try:
             if settings is None:
                 raise LlmNotConfigured(f"Prompt {entry.name!r} does not generate documents")
-            route = choose_route(self.mode, sampling, server_configured=self.server is not None)
+            route = choose_route(self._mode, sampling, server_configured=self._server is not None)
         except LlmError as exc:
-            fields["llm_error"] = failure_of(exc).code
+            line.llm_error = exc.code
             raise
-        fields["llm_route"] = route.value
+        line.llm_route = route.value
         return Plan(entry.name, route, llm_request(entry.render_validated(values), settings))
 
     async def generate(
@@ -186,38 +156,31 @@ class Generator:
         plan: Plan,
         *,
         client: Callable[[], LlmGateway] | None = None,
-        log: MutableMapping[str, Any] | None = None,
+        line: AccessLine | None = None,
     ) -> GeneratedDocument:
         """Have the planned LLM write the document.
 
         Args:
             client: builds the client-sampling gateway; required for ``Route.CLIENT``.
-            log: the request's access-line fields; the LLM's part is added to it.
+            line: the request's access line; the LLM's part is added to it.
 
         Raises:
-            LlmError: a leaf naming what failed (see ``failure_of``).
+            LlmError: a leaf naming what failed (its ``code``).
         """
         route = plan.route
         gateway = self._gateway(route, client)
-        fields = log if log is not None else {}
+        line = line if line is not None else AccessLine()
         started = perf_counter()
         try:
             completion = await gateway.complete(plan.request)
         except LlmError as exc:
-            failure = failure_of(exc)
-            fields["llm_error"] = failure.code
+            line.llm_error = exc.code
             self._record(route, "error", perf_counter() - started, None, None)
             logger.warning(
-                "generation_failed", prompt=plan.prompt, route=route.value, error=failure.code
+                "generation_failed", prompt=plan.prompt, route=route.value, error=exc.code
             )
             raise
-        fields.update(
-            llm_provider=completion.provider,
-            llm_model=completion.model,
-            llm_input_tokens=completion.input_tokens,
-            llm_output_tokens=completion.output_tokens,
-            llm_latency_ms=round(completion.latency_ms, 1),
-        )
+        line.llm = completion
         self._record(
             route,
             "ok",
@@ -232,9 +195,9 @@ class Generator:
             if client is None:
                 raise SamplingUnavailable("There is no MCP client to sample from")
             return client()
-        if self.server is None:
+        if self._server is None:
             raise LlmNotConfigured("No server-side LLM is configured")
-        return self.server
+        return self._server
 
     def _record(
         self,
@@ -244,9 +207,10 @@ class Generator:
         input_tokens: int | None,
         output_tokens: int | None,
     ) -> None:
+        labels = self._labels
         if route is Route.CLIENT:
-            provider, model = client_sampling.PROVIDER, CLIENT_MODEL_LABEL
+            provider, model = labels.client_provider, CLIENT_MODEL_LABEL
         else:
             # The configured name, not the upstream's answer: labels stay a closed set.
-            provider, model = openai_compatible.PROVIDER, self._server_model or "unknown"
+            provider, model = labels.server_provider, labels.server_model
         self._metrics.llm_request(provider, model, outcome, seconds, input_tokens, output_tokens)

@@ -6,20 +6,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from app.auth.scopes import require_scope
-from app.deps import Admin, State
-from app.errors import ErrorBody
-from app.keys import IssuedKey
-from domain.keys import USER_ID_PATTERN, ApiKeyInfo, KeyStatus, Scope
+from app.http.deps import Admin, Keys
+from app.http.errors import responses
+from app.http.security import InsufficientScope, require_scope
+from app.services.keys import IssuedKey
+from domain.errors import InvalidArguments
+from domain.keys import (
+    USER_ID_PATTERN,
+    ApiKeyInfo,
+    KeyLifecycleError,
+    KeyNotFound,
+    KeyStatus,
+    Scope,
+    ScopeNotGrantable,
+)
 
 TAG = "keys"
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's public id.")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorBody, "description": "The key lacks the admin scope."},
-    404: {"model": ErrorBody, "description": "No key with that id."},
-    422: {"model": ErrorBody, "description": "Invalid request or lifecycle rule broken."},
-}
+_ERRORS = responses(
+    InsufficientScope, ScopeNotGrantable, KeyNotFound, KeyLifecycleError, InvalidArguments
+)
 
 
 class KeyOut(BaseModel):
@@ -101,9 +108,9 @@ def build_router() -> APIRouter:
     )
 
     @router.post("", status_code=201, operation_id="create_key", summary="Create a key")
-    async def create_key(body: CreateKey, state: State, caller: Admin) -> IssuedKeyOut:
+    async def create_key(body: CreateKey, keys: Keys, caller: Admin) -> IssuedKeyOut:
         lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
-        issued = await state.keys.create(
+        issued = await keys.create(
             user_id=body.user_id,
             scope=body.scope,
             name=body.name,
@@ -114,30 +121,30 @@ def build_router() -> APIRouter:
 
     @router.get("", operation_id="list_keys", summary="List keys")
     async def list_keys(
-        state: State,
+        keys: Keys,
         user_id: Annotated[str | None, Query(description="Only this user's keys.")] = None,
     ) -> KeyList:
         now = datetime.now(UTC)
-        keys = [KeyOut(**key_out(info, now)) for info in await state.keys.list(user_id=user_id)]
-        return KeyList(keys=keys, count=len(keys))
+        found = [KeyOut(**key_out(info, now)) for info in await keys.list(user_id=user_id)]
+        return KeyList(keys=found, count=len(found))
 
     @router.get("/{key_id}", operation_id="get_key", summary="Describe a key")
-    async def get_key(key_id: KeyId, state: State) -> KeyOut:
-        info = await state.keys.get(key_id)
+    async def get_key(key_id: KeyId, keys: Keys) -> KeyOut:
+        info = await keys.get(key_id)
         return KeyOut(**key_out(info, datetime.now(UTC)))
 
     @router.delete("/{key_id}", operation_id="revoke_key", summary="Revoke a key")
-    async def revoke_key(key_id: KeyId, state: State, caller: Admin) -> KeyOut:
-        info = await state.keys.revoke(key_id, actor=caller)
+    async def revoke_key(key_id: KeyId, keys: Keys, caller: Admin) -> KeyOut:
+        info = await keys.revoke(key_id, actor=caller)
         return KeyOut(**key_out(info, datetime.now(UTC)))
 
     @router.post(
         "/{key_id}/rotate", status_code=201, operation_id="rotate_key", summary="Rotate a key"
     )
     async def rotate_key(
-        key_id: KeyId, state: State, caller: Admin, body: RotateKey | None = None
+        key_id: KeyId, keys: Keys, caller: Admin, body: RotateKey | None = None
     ) -> IssuedKeyOut:
         grace = timedelta(seconds=body.grace_seconds if body else 0)
-        return _issued(await state.keys.rotate(key_id, grace=grace, actor=caller))
+        return _issued(await keys.rotate(key_id, grace=grace, actor=caller))
 
     return router

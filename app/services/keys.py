@@ -1,13 +1,15 @@
-"""Key management: create, list, revoke and rotate, for the CLI and the admin API alike."""
+"""Key management: create, list, revoke and rotate, for the CLI and the admin API alike;
+and the batched, off-request-path writing of last-use times."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import anyio.to_thread
 import structlog
 
-from app.auth.authenticator import Authenticator
+from app.services.authenticator import Authenticator
 from domain.keys import (
     ApiKeyInfo,
     KeyNotFound,
@@ -19,13 +21,14 @@ from domain.keys import (
     new_key_info,
     rotation_deadline,
 )
-from domain.ports import DuplicateKeyId, KeyStore
+from domain.ports import DuplicateKeyId, KeyStore, KeyStoreUnavailable
 from infrastructure.hashing import Argon2KeyHasher
 
 ISSUE_ATTEMPTS = 3
 OPERATOR = "cli"  # the actor of key operations run from the command line
 
 audit = structlog.get_logger("ctxfy.audit")
+logger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class KeyService:
         hasher: Argon2KeyHasher,
         lifetimes: KeyLifetimes = KeyLifetimes(),
         *,
-        authenticator: Authenticator | None = None,
+        authenticator: Authenticator,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -181,9 +184,25 @@ class KeyService:
         )
         return IssuedKey(plaintext=key.plaintext, info=info)
 
+    async def flush_usage(self) -> None:
+        """Write the last-use times gathered since the previous flush, in one batch."""
+        usage = self._authenticator.drain_usage()
+        if not usage:
+            return
+        try:
+            await self._store.record_usage(usage)
+        except KeyStoreUnavailable:
+            logger.warning("key_usage_not_recorded", keys=len(usage))
+            self._authenticator.restore_usage(usage)  # for the next flush
+
+    async def flush_usage_every(self, seconds: float) -> None:
+        """Flush every ``seconds`` until cancelled (a background task of the server)."""
+        while True:
+            await anyio.sleep(seconds)
+            await self.flush_usage()
+
     def _forget(self, key_id: str) -> None:
-        if self._authenticator is not None:
-            self._authenticator.forget(key_id)
+        self._authenticator.forget(key_id)
 
 
 def _actor(principal: Principal | None) -> str:

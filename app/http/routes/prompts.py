@@ -7,18 +7,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from app.auth.scopes import require_scope
-from app.deps import Catalog, get_state
-from app.errors import GENERATION_FAILURES, INVALID, NOT_FOUND
-from app.generation import GeneratedDocument
-from app.observability import request_log
-from domain.errors import PromptNotFound
+from app.http.deps import Catalog, Generator
+from app.http.errors import failure_summary, responses
+from app.http.request_context import access_line
+from app.http.security import require_scope
+from app.services.generation import GeneratedDocument
+from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
 from domain.generation import ClientSampling
 from domain.keys import Scope
+from domain.llm import LlmError, SamplingError
 from domain.prompts import PromptArgument, PromptDefinition, RenderedPrompt, Scalar
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 
 TAG = "prompts"
+# REST generation uses the server's LLM only: sampling failures are MCP's.
+LLM_FAILURES = failure_summary(LlmError, exclude=(SamplingError,))
 
 
 class ArgumentOut(BaseModel):
@@ -174,12 +177,13 @@ def _generate_endpoint(
 ) -> Callable[..., Coroutine[Any, Any, GeneratedDocument]]:
     """A generate handler whose body is the prompt's own argument model."""
 
-    async def generate(arguments: BaseModel, request: Request) -> GeneratedDocument:
-        generator = get_state(request).generator
-        log = request_log(request.scope)
+    async def generate(
+        arguments: BaseModel, request: Request, generator: Generator
+    ) -> GeneratedDocument:
+        line = access_line(request.scope)
         # REST has no MCP client to lend an LLM: the server's, or a clear 503.
-        plan = generator.plan(entry, arguments.model_dump(), ClientSampling.NO_CLIENT, log=log)
-        return await generator.generate(plan, log=log)
+        plan = generator.plan(entry, arguments.model_dump(), ClientSampling.NO_CLIENT, line=line)
+        return await generator.generate(plan, line=line)
 
     return _with_body(generate, entry, GeneratedDocument)
 
@@ -196,7 +200,10 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
         return PromptList(prompts=prompts, count=len(prompts))
 
     @router.get(
-        "/{name}", operation_id="get_prompt", summary="Describe a prompt", responses=NOT_FOUND
+        "/{name}",
+        operation_id="get_prompt",
+        summary="Describe a prompt",
+        responses=responses(PromptNotFound),
     )
     async def get_prompt(name: str, catalog: Catalog) -> PromptDetail:
         entry = catalog.get(name)
@@ -217,7 +224,7 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             description=f"{definition.description}\n\nRenders the prompt's messages "
             "without calling any LLM; the result equals MCP `prompts/get`.",
             response_model=PreviewResponse,
-            responses=INVALID,
+            responses=responses(InvalidArguments, PromptRenderError),
         )
 
         if definition.generation is None:
@@ -230,11 +237,11 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             summary=f"Generate: {definition.title}",
             description=f"{definition.description}\n\nWrites the finished document with "
             "the server-side LLM (`CTXFY_LLM_BASE_URL`), from the same arguments as the "
-            "preview. Needs the `write` scope. LLM failures are typed: `llm_not_configured` "
-            "(503), `llm_rejected`, `llm_unavailable`, `llm_bad_response` (502), `llm_timeout` "
-            "(504), `llm_rate_limited` and `llm_circuit_open` (503, with `Retry-After`).",
+            f"preview. Needs the `write` scope. LLM failures are typed: {LLM_FAILURES}.",
             response_model=GeneratedDocument,
-            responses=INVALID | GENERATION_FAILURES,
+            responses=responses(
+                InvalidArguments, PromptRenderError, LlmError, exclude=(SamplingError,)
+            ),
             dependencies=[Depends(require_scope(Scope.WRITE))],
         )
 

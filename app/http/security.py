@@ -1,4 +1,5 @@
-"""Scope checks for REST routes, declared as dependencies so a test can find them."""
+"""Where the caller's identity lives in a request, how refusals announce themselves, and
+the scope checks REST routes declare as dependencies (so a test can find them)."""
 
 from dataclasses import dataclass
 from typing import Annotated
@@ -6,8 +7,38 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from app.auth.identity import PRINCIPAL, InsufficientScope, NotAuthenticated
+from domain.errors import CtxfyError
 from domain.keys import Principal, Scope
+
+PRINCIPAL = "ctxfy.principal"  # the ASGI scope key holding the caller's Principal
+REALM = 'Bearer realm="ctxfy"'
+UNAUTHORIZED_MESSAGE = "A valid API key is required (Authorization: Bearer or X-API-Key)."
+
+
+def challenge(*, sent_credential: bool) -> str:
+    """The ``WWW-Authenticate`` value of a 401; identical for every kind of bad key."""
+    return f'{REALM}, error="invalid_token"' if sent_credential else REALM
+
+
+def scope_challenge(needed: Scope) -> str:
+    """The ``WWW-Authenticate`` value of a 403 for a missing scope."""
+    return f'{REALM}, error="insufficient_scope", scope="{needed.value}"'
+
+
+class InsufficientScope(CtxfyError):
+    """The caller is authenticated but its key lacks the scope the operation needs."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, needed: Scope) -> None:
+        super().__init__(f"This operation needs the {needed.value!r} scope.")
+        self.needed = needed
+
+
+class NotAuthenticated(CtxfyError):
+    """A protected route was reached without a principal (the middleware is missing)."""
+
+    code = "unauthorized"
 
 
 def principal_of(request: Request) -> Principal:

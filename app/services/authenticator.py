@@ -17,9 +17,11 @@ from time import monotonic
 import anyio
 import anyio.to_thread
 
+from domain.errors import CtxfyError
 from domain.keys import KeyStatus, MalformedKey, Principal, parse_key
 from domain.ports import KeyStore, KeyStoreUnavailable
 from infrastructure.hashing import Argon2KeyHasher
+from infrastructure.metrics import Metrics
 
 
 class FailureReason(StrEnum):
@@ -34,8 +36,10 @@ class FailureReason(StrEnum):
     THROTTLED = "throttled"
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFailed(CtxfyError):
     """The presented credential does not identify an active key."""
+
+    code = "unauthorized"
 
     def __init__(self, reason: FailureReason, key_id: str | None = None) -> None:
         super().__init__(reason.value)
@@ -99,12 +103,14 @@ class Authenticator:
         hasher: Argon2KeyHasher,
         policy: AuthPolicy = AuthPolicy(),
         *,
+        metrics: Metrics,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock: Callable[[], float] = monotonic,
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._policy = policy
+        self._metrics = metrics
         self._now = now
         self._clock = clock
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
@@ -115,8 +121,7 @@ class Authenticator:
         # argon2 and is never throttled, so failures sprayed at a public key id cannot lock
         # its holder out. Bounded like the cache, but kept past the cache TTL.
         self._verified: OrderedDict[bytes, str] = OrderedDict()
-        self.last_used: dict[str, datetime] = {}
-        self.verifications = 0
+        self._last_used: dict[str, datetime] = {}
 
     async def authenticate(self, presented: str, client: str | None = None) -> Principal:
         """The principal of an active key; ``client`` (its address) scopes the throttle."""
@@ -124,7 +129,7 @@ class Authenticator:
         while True:
             cached = self._cache_get(fingerprint)
             if cached is not None:
-                self.last_used[cached.key_id] = self._now()
+                self._last_used[cached.key_id] = self._now()
                 return cached
             waiting = self._in_flight.get(fingerprint)
             if waiting is None:
@@ -136,7 +141,7 @@ class Authenticator:
         finally:
             del self._in_flight[fingerprint]
             done.set()
-        self.last_used[principal.key_id] = self._now()
+        self._last_used[principal.key_id] = self._now()
         return principal
 
     def forget(self, key_id: str) -> None:
@@ -146,8 +151,12 @@ class Authenticator:
 
     def drain_usage(self) -> dict[str, datetime]:
         """Last-use times recorded since the previous call, for one batched write."""
-        usage, self.last_used = self.last_used, {}
+        usage, self._last_used = self._last_used, {}
         return usage
+
+    def restore_usage(self, usage: dict[str, datetime]) -> None:
+        """Keep drained times that could not be written; newer uses recorded meanwhile win."""
+        self._last_used = usage | self._last_used
 
     def _cache_get(self, fingerprint: bytes) -> Principal | None:
         cached = self._cache.get(fingerprint)
@@ -178,7 +187,7 @@ class Authenticator:
             if self._failures.blocked(throttle):
                 raise AuthenticationFailed(FailureReason.THROTTLED, key.key_id)
             async with self._verifying:
-                self.verifications += 1
+                self._metrics.key_verified()
                 matches = await anyio.to_thread.run_sync(
                     self._hasher.verify, info.api_key_hash, key.secret
                 )

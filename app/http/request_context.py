@@ -3,22 +3,23 @@
 import re
 import uuid
 from time import perf_counter
-from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.services.access_line import AccessLine
+
 REQUEST_ID_PATTERN = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 REQUEST_ID = "ctxfy.request_id"  # scope key: the request's id (str)
-REQUEST_LOG = "ctxfy.request_log"  # scope key: fields inner layers add to the access line
+ACCESS_LINE = "ctxfy.access_line"  # scope key: the request's AccessLine
 
 logger = structlog.get_logger("ctxfy.access")
 
 
-def request_log(scope: Scope) -> dict[str, Any] | None:
-    """The access-line fields of this request, shared by reference with every layer."""
-    fields: dict[str, Any] | None = scope.get(REQUEST_LOG)
-    return fields
+def access_line(scope: Scope) -> AccessLine | None:
+    """The access line of this request, shared by reference with every layer."""
+    line: AccessLine | None = scope.get(ACCESS_LINE)
+    return line
 
 
 def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
@@ -34,8 +35,8 @@ class RequestContextMiddleware:
     """Accepts or makes ``X-Request-ID``, echoes it with ``Server-Timing`` on every response,
     binds it to every log line of the request, and writes one access line when it ends.
 
-    Inner layers add fields (principal, MCP method, outcome) to ``request_log(scope)``;
-    the dict is shared by reference, so copies of the scope further in still reach it.
+    Inner layers fill in ``access_line(scope)`` (principal, MCP method, outcome, LLM call);
+    it is shared by reference, so copies of the scope further in still reach it.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -47,9 +48,9 @@ class RequestContextMiddleware:
             return
         started = perf_counter()
         request_id = _request_id(scope["headers"])
-        fields: dict[str, Any] = {}
+        line = AccessLine()
         scope[REQUEST_ID] = request_id
-        scope[REQUEST_LOG] = fields
+        scope[ACCESS_LINE] = line
         status = 500
         id_header = (b"x-request-id", request_id.encode("ascii"))
 
@@ -70,10 +71,10 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_context)
             finally:
-                self._access_line(scope, status, started, fields)
+                self._write(scope, status, started, line)
 
     @staticmethod
-    def _access_line(scope: Scope, status: int, started: float, fields: dict[str, Any]) -> None:
+    def _write(scope: Scope, status: int, started: float, line: AccessLine) -> None:
         client = scope.get("client")
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         log = logger.error if status >= 500 else logger.info
@@ -84,7 +85,5 @@ class RequestContextMiddleware:
             status=status,
             latency_ms=round((perf_counter() - started) * 1000, 3),
             client=client[0] if client else None,
-            user_id=fields.pop("user_id", None),
-            key_id=fields.pop("key_id", None),
-            **fields,
+            **line.fields(),
         )

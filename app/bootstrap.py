@@ -1,0 +1,211 @@
+"""The one place parts are built: catalog, stores, LLMs, services, MCP server, metrics.
+
+``bootstrap(settings)`` builds everything the HTTP application serves; ``create_app`` only
+assembles HTTP around it. Tests and benchmarks pass overrides (a fake key store, a scripted
+LLM, a manual clock) instead of replacing parts after construction.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from typing import TypedDict, Unpack
+
+from app.mcp.middleware import McpLoggingMiddleware, McpMetricsMiddleware
+from app.mcp.server import build_mcp_server, transport_running
+from app.mcp.tools import generation_tools
+from app.services.authenticator import Authenticator, AuthPolicy
+from app.services.generation import DocumentGenerator, LlmLabels
+from app.services.health import HealthService, Lifecycle, SharedChecks
+from app.services.keys import KeyLifetimes, KeyService
+from app.settings import Settings
+from app.state import AppState
+from domain.llm import LlmGateway
+from domain.ports import KeyStore
+from infrastructure.catalog.catalog import PromptCatalog
+from infrastructure.catalog.loader import load_catalog
+from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
+from infrastructure.keystore.sql import SqlKeyStore
+from infrastructure.llm import client_sampling, openai_compatible
+from infrastructure.llm.breaker import CircuitBreaker
+from infrastructure.llm.openai_compatible import OpenAICompatibleLlm
+from infrastructure.metrics import Metrics
+
+
+class Overrides(TypedDict, total=False):
+    """Parts a caller supplies instead of the ones settings describe."""
+
+    catalog: PromptCatalog
+    key_store: KeyStore
+    server_llm: LlmGateway  # stands in for the configured server-side LLM
+    metrics: Metrics
+    clock: Callable[[], float]  # monotonic seconds: caches, windows, health checks
+    now: Callable[[], datetime]  # wall-clock time: key lifetimes, timestamps
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    """The key store and everything that authenticates against it."""
+
+    store: KeyStore
+    authenticator: Authenticator
+    keys: KeyService
+
+
+def package_version() -> str:
+    """The installed version of Ctxfy."""
+    try:
+        return version("ctxfy")
+    except PackageNotFoundError:  # pragma: no cover — only when run from an uninstalled tree
+        return "0.0.0"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_keys(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    store: KeyStore | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = _utc_now,
+) -> KeyParts:
+    """Key store, hasher, authenticator and key service, wired together (not started)."""
+    store = store if store is not None else SqlKeyStore(settings.database_url.get_secret_value())
+    hasher = Argon2KeyHasher(
+        Argon2Parameters(
+            time_cost=settings.argon2_time_cost,
+            memory_cost_kib=settings.argon2_memory_cost_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+    )
+    authenticator = Authenticator(
+        store,
+        hasher,
+        AuthPolicy(
+            cache_ttl_seconds=settings.auth_cache_ttl_seconds,
+            cache_size=settings.auth_cache_size,
+            max_failures=settings.auth_max_failures,
+            failure_window_seconds=settings.auth_failure_window_seconds,
+        ),
+        metrics=metrics,
+        now=now,
+        clock=clock,
+    )
+    keys = KeyService(
+        store,
+        hasher,
+        KeyLifetimes(
+            default=timedelta(days=settings.key_default_lifetime_days),
+            maximum=timedelta(days=settings.key_max_lifetime_days),
+        ),
+        authenticator=authenticator,
+        now=now,
+    )
+    return KeyParts(store=store, authenticator=authenticator, keys=keys)
+
+
+def build_server_llm(settings: Settings) -> OpenAICompatibleLlm | None:
+    """The server-side LLM, if one is configured (no connection is made yet)."""
+    if settings.llm_base_url is None or settings.llm_model is None:
+        return None
+    api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return OpenAICompatibleLlm(
+        settings.llm_base_url,
+        api_key,
+        settings.llm_model,
+        connect_timeout=settings.llm_connect_timeout_seconds,
+        read_timeout=settings.llm_timeout_seconds,
+        total_timeout=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        max_concurrency=settings.llm_max_concurrency,
+        breaker=CircuitBreaker(
+            failure_threshold=settings.llm_breaker_failures,
+            cooldown_seconds=settings.llm_breaker_cooldown_seconds,
+        ),
+    )
+
+
+def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
+    """Every part of the application, built from ``settings`` (nothing started yet).
+
+    Raises:
+        CatalogError: a prompt file is invalid; the message names file, prompt and field.
+    """
+    app_version = package_version()
+    clock = overrides.get("clock", time.monotonic)
+    now = overrides.get("now", _utc_now)
+    catalog = overrides.get("catalog") or load_catalog(settings.prompts_dir)
+    metrics = overrides.get("metrics") or Metrics(version=app_version)
+    metrics.prompts_loaded(len(catalog))
+
+    on_close: list[Callable[[], Awaitable[None]]] = []
+    server_llm: LlmGateway | None = overrides.get("server_llm")
+    if server_llm is None:
+        configured = build_server_llm(settings)
+        if configured is not None:
+            on_close.append(configured.close)
+        server_llm = configured
+    generator = DocumentGenerator(
+        mode=settings.effective_llm_mode,
+        server=server_llm,
+        labels=LlmLabels(
+            server_provider=openai_compatible.PROVIDER,
+            server_model=settings.llm_model or "unknown",
+            client_provider=client_sampling.PROVIDER,
+        ),
+        metrics=metrics,
+    )
+
+    # Metrics first in FastMCP's chain, so it times the rest and counts what later
+    # middleware refuses.
+    mcp = build_mcp_server(
+        catalog,
+        version=app_version,
+        middleware=[McpMetricsMiddleware(metrics), McpLoggingMiddleware()],
+    )
+    for tool in generation_tools(
+        catalog,
+        generator,
+        stateless=settings.mcp_stateless,
+        sampling_timeout=settings.llm_sampling_timeout_seconds,
+    ):
+        mcp.add_tool(tool)
+    mcp_app = mcp.http_app(
+        path="/",
+        stateless_http=settings.mcp_stateless,
+        json_response=settings.mcp_stateless,
+    )
+
+    keys = build_keys(settings, metrics, store=overrides.get("key_store"), clock=clock, now=now)
+    lifecycle = Lifecycle()
+    started_at = now()
+    health = HealthService(
+        lifecycle=lifecycle,
+        key_store=keys.store,
+        prompt_count=lambda: len(catalog),
+        transport_running=lambda: transport_running(mcp_app),
+        version=app_version,
+        started_at=started_at,
+        now=now,
+        checks=SharedChecks(clock=clock),
+    )
+    return AppState(
+        version=app_version,
+        started_at=started_at,
+        catalog=catalog,
+        mcp=mcp,
+        mcp_app=mcp_app,
+        key_store=keys.store,
+        authenticator=keys.authenticator,
+        keys=keys.keys,
+        metrics=metrics,
+        generator=generator,
+        health=health,
+        lifecycle=lifecycle,
+        usage_flush_seconds=settings.usage_flush_seconds,
+        on_close=tuple(on_close),
+    )

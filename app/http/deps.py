@@ -1,0 +1,46 @@
+"""FastAPI dependencies, as ``Annotated`` aliases routes declare by type."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.http.security import require_scope
+from app.services.generation import DocumentGenerator
+from app.services.health import HealthService
+from app.services.keys import KeyService
+from app.state import AppState
+from domain.keys import Principal, Scope
+from infrastructure.catalog.catalog import PromptCatalog
+
+
+def get_state(request: Request) -> AppState:
+    """The running application's state."""
+    state: AppState = request.app.state.ctxfy
+    return state
+
+
+def get_catalog(request: Request) -> PromptCatalog:
+    """The prompt catalog the application serves."""
+    return get_state(request).catalog
+
+
+def get_keys(request: Request) -> KeyService:
+    """The key service."""
+    return get_state(request).keys
+
+
+def get_generator(request: Request) -> DocumentGenerator:
+    """The generation service."""
+    return get_state(request).generator
+
+
+def get_health(request: Request) -> HealthService:
+    """The health service the probes ask."""
+    return get_state(request).health
+
+
+Catalog = Annotated[PromptCatalog, Depends(get_catalog)]
+Keys = Annotated[KeyService, Depends(get_keys)]
+Generator = Annotated[DocumentGenerator, Depends(get_generator)]
+Health = Annotated[HealthService, Depends(get_health)]
+Admin = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

@@ -1,0 +1,318 @@
+"""The one REST error table: every failure's status, code and meaning, and the one JSON body.
+
+Exception handlers are registered from ``ERRORS``, the OpenAPI error responses of each route
+are generated from it (``responses``), and so is the prose that lists LLM failures
+(``failure_summary``), so a status or code is written exactly once.
+"""
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.http.security import (
+    UNAUTHORIZED_MESSAGE,
+    InsufficientScope,
+    NotAuthenticated,
+    challenge,
+    scope_challenge,
+)
+from domain.errors import (
+    CtxfyError,
+    FieldError,
+    InvalidArguments,
+    PromptNotFound,
+    PromptRenderError,
+)
+from domain.keys import KeyLifecycleError, KeyNotFound, ScopeNotGrantable
+from domain.llm import (
+    LlmBadResponse,
+    LlmCircuitOpen,
+    LlmError,
+    LlmNotConfigured,
+    LlmRateLimited,
+    LlmRejected,
+    LlmTimeout,
+    LlmUnavailable,
+    SamplingFailed,
+    SamplingUnavailable,
+)
+from domain.ports import KeyStoreUnavailable
+
+logger = structlog.get_logger(__name__)
+
+KEY_STORE_RETRY_AFTER = 5
+VALIDATION_ERROR = "validation_error"
+
+
+class ErrorDetail(BaseModel):
+    """One field that failed validation."""
+
+    field: str = Field(description="Dotted path of the argument or body field.")
+    message: str
+    type: str = Field(description="Machine-readable reason, e.g. `missing`, `string_too_long`.")
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx response has this shape."""
+
+    error: str = Field(description="Machine-readable error code.", examples=["prompt_not_found"])
+    message: str = Field(description="What went wrong, for people.")
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+def _no_headers(_: Any) -> dict[str, str]:
+    return {}
+
+
+def _retry_hint(error: LlmRateLimited | LlmCircuitOpen) -> dict[str, str]:
+    seconds = error.retry_after
+    return {} if seconds is None else {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """How one kind of failure is answered over REST."""
+
+    error: type[Exception]
+    status: int
+    description: str
+    code: str | None = None  # default: the error's own ``code``
+    message: str | None = None  # a fixed public message instead of the error's text
+    headers: Callable[[Any], Mapping[str, str]] = _no_headers
+
+    @property
+    def error_code(self) -> str:
+        """The ``error`` field of the body."""
+        if self.code is not None:
+            return self.code
+        code: str = getattr(self.error, "code", "error")
+        return code
+
+
+ERRORS: tuple[ErrorRule, ...] = (
+    ErrorRule(
+        RequestValidationError,
+        422,
+        "the body, path or query failed validation; `details` names each field",
+        code=VALIDATION_ERROR,
+        message="The request is not valid.",
+    ),
+    ErrorRule(
+        InvalidArguments,
+        422,
+        "the arguments do not fit the prompt; `details` names each field",
+        code=VALIDATION_ERROR,
+    ),
+    ErrorRule(
+        PromptRenderError,
+        422,
+        "the prompt could not be rendered with these arguments",
+        message="The prompt could not be rendered with these arguments.",
+    ),
+    ErrorRule(PromptNotFound, 404, "no prompt of that name"),
+    ErrorRule(
+        NotAuthenticated,
+        401,
+        "no valid API key was presented",
+        message=UNAUTHORIZED_MESSAGE,
+        headers=lambda _: {"WWW-Authenticate": challenge(sent_credential=False)},
+    ),
+    ErrorRule(
+        InsufficientScope,
+        403,
+        "the key lacks the scope this operation needs",
+        headers=lambda e: {"WWW-Authenticate": scope_challenge(e.needed)},
+    ),
+    ErrorRule(
+        ScopeNotGrantable,
+        403,
+        "a key cannot create a key broader than itself",
+        headers=lambda e: {"WWW-Authenticate": scope_challenge(e.scope)},
+    ),
+    ErrorRule(KeyNotFound, 404, "no key with that id"),
+    ErrorRule(KeyLifecycleError, 422, "the key's lifecycle does not allow this"),
+    ErrorRule(
+        KeyStoreUnavailable,
+        503,
+        "the key store cannot be reached; `Retry-After` says when to try again",
+        message="The key store cannot be reached; try again shortly.",
+        headers=lambda _: {"Retry-After": str(KEY_STORE_RETRY_AFTER)},
+    ),
+    ErrorRule(LlmNotConfigured, 503, "no server-side LLM is configured for this request"),
+    ErrorRule(SamplingUnavailable, 503, "the client cannot sample and no server LLM can stand in"),
+    ErrorRule(SamplingFailed, 502, "the client's LLM refused or failed"),
+    ErrorRule(LlmRejected, 502, "the LLM provider refused the request"),
+    ErrorRule(LlmUnavailable, 502, "the LLM provider failed or could not be reached"),
+    ErrorRule(LlmBadResponse, 502, "the LLM provider answered with no usable document"),
+    ErrorRule(
+        LlmRateLimited,
+        503,
+        "the LLM provider kept rate limiting; `Retry-After` says when to try again",
+        headers=_retry_hint,
+    ),
+    ErrorRule(
+        LlmCircuitOpen,
+        503,
+        "recent LLM calls failed, so the provider gets a rest; `Retry-After` says how long",
+        headers=_retry_hint,
+    ),
+    ErrorRule(LlmTimeout, 504, "the LLM did not answer in time"),
+    ErrorRule(LlmError, 502, "the LLM failed"),
+)
+_BY_TYPE: dict[type[Exception], ErrorRule] = {rule.error: rule for rule in ERRORS}
+
+
+def rule_for(error: type[Exception]) -> ErrorRule | None:
+    """The rule of ``error``'s most specific class that has one."""
+    for kind in error.__mro__:
+        rule = _BY_TYPE.get(kind)
+        if rule is not None:
+            return rule
+    return None
+
+
+def error_response(
+    status: int,
+    error: str,
+    message: str,
+    details: Iterable[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON error response; the only place REST error bodies are built."""
+    body = ErrorBody(
+        error=error,
+        message=message,
+        details=[ErrorDetail(field=d.field, message=d.message, type=d.type) for d in details],
+    )
+    return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
+
+
+def response_for(exc: CtxfyError) -> JSONResponse:
+    """The REST answer to ``exc``, as its rule says (502 ``error`` if it has none)."""
+    rule = rule_for(type(exc))
+    if rule is None:
+        return error_response(502, exc.code, str(exc))
+    details = exc.errors if isinstance(exc, InvalidArguments) else ()
+    return error_response(
+        rule.status,
+        rule.error_code,
+        rule.message or str(exc),
+        details,
+        headers=rule.headers(exc),
+    )
+
+
+def unauthorized(*, sent_credential: bool) -> JSONResponse:
+    """The 401 every kind of bad or missing key gets: one body, so it tells nothing."""
+    return error_response(
+        401,
+        NotAuthenticated.code,
+        UNAUTHORIZED_MESSAGE,
+        headers={"WWW-Authenticate": challenge(sent_credential=sent_credential)},
+    )
+
+
+def _rules(
+    errors: tuple[type[Exception], ...], exclude: tuple[type[Exception], ...]
+) -> list[ErrorRule]:
+    return [
+        rule
+        for rule in ERRORS
+        if issubclass(rule.error, errors) and not issubclass(rule.error, exclude)
+    ]
+
+
+def responses(
+    *errors: type[Exception], exclude: tuple[type[Exception], ...] = ()
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI error responses for routes that can fail with ``errors`` (or subclasses)."""
+    by_status: dict[int, list[str]] = {}
+    for rule in _rules(errors, exclude):
+        line = f"`{rule.error_code}`: {rule.description}."
+        listed = by_status.setdefault(rule.status, [])
+        if line not in listed:
+            listed.append(line)
+    return {
+        status: {"model": ErrorBody, "description": " ".join(lines)}
+        for status, lines in sorted(by_status.items())
+    }
+
+
+def failure_summary(error: type[CtxfyError], exclude: tuple[type[Exception], ...] = ()) -> str:
+    """``code`` (status) for every rule below ``error``, for route descriptions."""
+    return ", ".join(
+        f"`{rule.error_code}` ({rule.status})"
+        for rule in _rules((error,), exclude)
+        if rule.error is not error
+    )
+
+
+def _request_field_errors(exc: RequestValidationError) -> tuple[FieldError, ...]:
+    errors: list[FieldError] = []
+    for item in exc.errors():
+        loc = [str(part) for part in item.get("loc", ())]
+        if item.get("type") == "json_invalid":
+            loc = loc[:1]  # the rest is a character offset, not a field
+        elif loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        errors.append(
+            FieldError(
+                field=".".join(loc) or "body",
+                message=str(item.get("msg", "invalid")),
+                type=str(item.get("type", "invalid")),
+            )
+        )
+    return tuple(errors)
+
+
+def _code_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
+async def _ctxfy_error(_: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, CtxfyError):  # registered only for CtxfyError classes
+        raise exc
+    if isinstance(exc, PromptRenderError):
+        logger.warning("prompt_render_failed", prompt=exc.prompt, reason=exc.reason)
+    elif isinstance(exc, KeyStoreUnavailable):
+        logger.error("key_store_unavailable", error=type(exc).__name__)
+    # LLM failures were logged by the generator; messages never carry upstream bodies.
+    return response_for(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every failure through ``error_response``: one handler per table row."""
+    for rule in ERRORS:
+        if issubclass(rule.error, CtxfyError):
+            app.add_exception_handler(rule.error, _ctxfy_error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else _code_for(exc.status_code)
+        return error_response(
+            exc.status_code, _code_for(exc.status_code), message, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        rule = _BY_TYPE[RequestValidationError]
+        return error_response(
+            rule.status, rule.error_code, rule.message or "", _request_field_errors(exc)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled_error", exc_info=exc)
+        return error_response(500, "internal_error", "An unexpected error occurred.")

@@ -1,0 +1,66 @@
+"""What one request did, gathered by every layer it passes for its one access line.
+
+The HTTP request-context middleware makes one ``AccessLine`` per request and writes it when
+the request ends; authentication, the MCP middleware and the generation service fill in
+their part. Typed, so a field cannot be misspelt in one layer and read in another.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from domain.keys import Principal
+from domain.llm import LlmCompletion
+
+type Outcome = Literal["ok", "error"]
+
+
+@dataclass(slots=True)
+class AccessLine:
+    """The fields a request adds to its access line; unset ones are left off."""
+
+    user_id: str | None = None
+    key_id: str | None = None
+    auth: Literal["allowed", "denied"] | None = None
+    auth_reason: str | None = None
+    mcp_method: str | None = None
+    mcp_name: str | None = None
+    mcp_outcome: Outcome | None = None
+    mcp_error: str | None = None
+    llm_route: str | None = None
+    llm_error: str | None = None
+    llm: LlmCompletion | None = None
+
+    def allowed(self, principal: Principal) -> None:
+        """Record that ``principal`` was authenticated (an audited decision)."""
+        self.auth, self.user_id, self.key_id = "allowed", principal.user_id, principal.key_id
+
+    def denied(self, reason: str, key_id: str | None) -> None:
+        """Record a refused credential (an audited decision)."""
+        self.auth, self.auth_reason, self.key_id = "denied", reason, key_id
+
+    def fields(self) -> dict[str, object]:
+        """The log fields: ``user_id`` and ``key_id`` always, the rest when set."""
+        fields: dict[str, object] = {"user_id": self.user_id, "key_id": self.key_id}
+        if self.auth is not None:
+            fields["audit"] = True
+            fields["auth"] = self.auth
+        optional = (
+            ("auth_reason", self.auth_reason),
+            ("mcp_method", self.mcp_method),
+            ("mcp_name", self.mcp_name),
+            ("mcp_outcome", self.mcp_outcome),
+            ("mcp_error", self.mcp_error),
+            ("llm_route", self.llm_route),
+            ("llm_error", self.llm_error),
+        )
+        fields.update((name, value) for name, value in optional if value is not None)
+        llm = self.llm
+        if llm is not None:
+            fields.update(
+                llm_provider=llm.provider,
+                llm_model=llm.model,
+                llm_input_tokens=llm.input_tokens,
+                llm_output_tokens=llm.output_tokens,
+                llm_latency_ms=round(llm.latency_ms, 1),
+            )
+        return fields
