@@ -42,6 +42,7 @@ from domain.llm import (
     LlmRejected,
     LlmTimeout,
     LlmUnavailable,
+    SamplingError,
     SamplingFailed,
     SamplingUnavailable,
 )
@@ -150,6 +151,7 @@ ERRORS: tuple[ErrorRule, ...] = (
     ErrorRule(LlmNotConfigured, 503, "no server-side LLM is configured for this request"),
     ErrorRule(SamplingUnavailable, 503, "the client cannot sample and no server LLM can stand in"),
     ErrorRule(SamplingFailed, 502, "the client's LLM refused or failed"),
+    ErrorRule(SamplingError, 502, "generation with the client's LLM failed"),
     ErrorRule(LlmRejected, 502, "the LLM provider refused the request"),
     ErrorRule(LlmUnavailable, 502, "the LLM provider failed or could not be reached"),
     ErrorRule(LlmBadResponse, 502, "the LLM provider answered with no usable document"),

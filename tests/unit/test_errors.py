@@ -1,7 +1,11 @@
 """How domain errors describe themselves."""
 
+import importlib
+import pkgutil
+
 import pytest
 
+import domain
 from domain.errors import (
     CatalogError,
     CtxfyError,
@@ -84,15 +88,45 @@ def test_a_render_error_names_the_prompt_and_the_reason() -> None:
     assert str(error) == "Prompt 'greet' could not be rendered: division by zero"
 
 
+def _domain_exceptions() -> list[type[Exception]]:
+    """Every exception class the domain package defines, found by importing its modules."""
+    found: list[type[Exception]] = []
+    for module_info in pkgutil.iter_modules(domain.__path__, "domain."):
+        module = importlib.import_module(module_info.name)
+        found.extend(
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, Exception)
+            and value.__module__ == module.__name__
+        )
+    return found
+
+
+DOMAIN_EXCEPTIONS = _domain_exceptions()
+
+
+def test_the_domain_defines_errors_to_check() -> None:
+    assert len(DOMAIN_EXCEPTIONS) > 10
+
+
+@pytest.mark.parametrize("error", DOMAIN_EXCEPTIONS, ids=lambda e: e.__name__)
+def test_every_domain_error_derives_from_the_one_base(error: type[Exception]) -> None:
+    assert issubclass(error, CtxfyError)
+
+
 @pytest.mark.parametrize(
-    "error",
-    [
-        CatalogError("x"),
-        PromptNotFound("x"),
-        InvalidArguments("x", (FieldError("a", "b"),)),
-        PromptRenderError("x", "y"),
-    ],
-    ids=type,
+    "error", [e for e in DOMAIN_EXCEPTIONS if e is not CtxfyError], ids=lambda e: e.__name__
 )
-def test_every_domain_error_is_a_ctxfy_error(error: Exception) -> None:
-    assert isinstance(error, CtxfyError)
+def test_every_domain_error_has_a_code_of_its_own_and_a_one_line_docstring(
+    error: type[CtxfyError],
+) -> None:
+    assert error.code != CtxfyError.code
+    assert "code" in vars(error), "a code is not inherited: clients would not tell them apart"
+    assert error.__doc__ is not None
+    assert "\n" not in error.__doc__.strip()
+
+
+def test_no_two_domain_errors_share_a_code() -> None:
+    codes = [vars(e)["code"] for e in DOMAIN_EXCEPTIONS if "code" in vars(e)]
+    assert len(codes) == len(set(codes))

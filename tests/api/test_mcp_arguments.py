@@ -1,0 +1,48 @@
+"""Prompt arguments over MCP are validated once, before anything renders, and handed on typed."""
+
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client, FastMCP
+from fastmcp.prompts import Message, Prompt, PromptResult
+from pydantic import Field
+
+from app.mcp.arguments import PromptArgumentsMiddleware, ValidatedArguments, validated
+from infrastructure.catalog.loader import load_catalog
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingPrompt(Prompt):
+    """A prompt that keeps the arguments FastMCP hands it."""
+
+    received: list[dict[str, Any] | None] = Field(default_factory=list)
+
+    async def render(self, arguments: dict[str, Any] | None = None) -> PromptResult:
+        self.received.append(arguments)
+        return PromptResult([Message("recorded")])
+
+
+async def test_the_prompt_receives_the_validated_typed_arguments_not_the_wire_strings() -> None:
+    catalog = load_catalog()
+    server = FastMCP("t", middleware=[PromptArgumentsMiddleware(catalog)])
+    recording = RecordingPrompt(name="task_breakdown")
+    server.add_prompt(recording)
+    wire = {"goal": "Single sign-on for the admin console", "max_tasks": "7"}
+
+    with anyio.fail_after(10):
+        async with Client(server) as mcp:
+            await mcp.get_prompt("task_breakdown", wire)
+
+    (received,) = recording.received
+    assert isinstance(received, ValidatedArguments)
+    assert received == catalog.get("task_breakdown").validate({**wire, "max_tasks": 7})
+    assert received["max_tasks"] == 7
+
+
+def test_arguments_already_validated_are_not_validated_again() -> None:
+    entry = load_catalog().get("context_stack")
+    values = validated(entry, {"task": "Rotate the signing keys.", "domain": "identity"})
+
+    assert validated(entry, values) is values
