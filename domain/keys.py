@@ -178,8 +178,9 @@ class ApiKeyInfo:
         ):
             if moment is not None and moment.tzinfo is None:
                 raise ValueError(f"{label} must be timezone-aware")
-        if self.expires_at <= self.created_at:
-            raise ValueError("a key must expire after it is created")
+        # Equal is a key rotated without grace in the instant it was made: never active.
+        if self.expires_at < self.created_at:
+            raise ValueError("a key must not expire before it is created")
 
     def status(self, now: datetime) -> KeyStatus:
         """Revoked beats expired; a key is active until its expiry instant."""
@@ -251,4 +252,5 @@ def rotation_deadline(old: ApiKeyInfo, *, now: datetime, grace: timedelta) -> da
         raise KeyLifecycleError("grace period must not be negative")
     if old.status(now) is not KeyStatus.ACTIVE:
         raise KeyLifecycleError(f"only an active key can be rotated; this one is {old.status(now)}")
-    return min(old.expires_at, now + grace)
+    # Never before its creation (a clock that stepped back): every read checks that.
+    return max(min(old.expires_at, now + grace), old.created_at)

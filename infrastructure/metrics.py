@@ -185,8 +185,7 @@ class Metrics:
             return generate_latest(self.registry)
         # A fresh registry per scrape, as prometheus_client documents for multiprocess.
         combined = CollectorRegistry()
-        # Unannotated upstream, like mark_process_dead.
-        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]  # unannotated upstream
             combined, path=str(self.multiprocess_dir)
         )
         return generate_latest(combined)

@@ -89,7 +89,10 @@ class KeyService:
             )
             raise ScopeNotGrantable(scope)
         issued = await self._issue(
-            user_id=user_id, scope=scope, name=name, lifetime=lifetime or self._lifetimes.default
+            user_id=user_id,
+            scope=scope,
+            name=name,
+            lifetime=self._lifetimes.default if lifetime is None else lifetime,
         )
         audit.info(
             "key_created",

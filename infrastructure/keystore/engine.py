@@ -85,7 +85,7 @@ def create_engine(url: URL, pool_size: int) -> AsyncEngine:
 
 
 def _journal_mode_wal(connection: Connection) -> str:
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # None only once invalidated
     try:
         cursor.execute("PRAGMA journal_mode = WAL")
         row = cursor.fetchone()

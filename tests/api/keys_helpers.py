@@ -1,4 +1,4 @@
-"""Credentials of every kind, built against a running app, for the authorization tests."""
+"""Credentials of every kind, built against a running app, and how the auth layer answers them."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,22 @@ INVALID_TOKEN = f'{REALM}, error="invalid_token"'
 MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
 # Every kind of key that must be refused with the same 401, whatever its flaw.
 REFUSED_KINDS = ("malformed", "bad_checksum", "unknown_id", "wrong_secret", "revoked", "expired")
+HIERARCHY = (Scope.READ, Scope.WRITE, Scope.ADMIN)  # each includes the ones before it
+MCP_MOUNT = "/mcp"
+ALLOWED = "allowed"
+INITIALIZE = {
+    "protocolVersion": "2025-06-18",
+    "capabilities": {},
+    "clientInfo": {"name": "ctxfy-auth-matrix", "version": "1.0.0"},
+}
+
+
+def outcome(response: httpx.Response) -> str:
+    """How the auth layer answered: a refusal with its challenge, or not a refusal."""
+    status = response.status_code
+    if status in (401, 403):
+        return f"{status} {response.headers.get('www-authenticate', '<no challenge>')}"
+    return ALLOWED if status < 500 else f"{status} server error"
 
 
 def insufficient_scope(needed: Scope) -> str:

@@ -33,9 +33,9 @@ ACCESS_FIELDS = {
 
 
 class LogStream(io.StringIO):
-    """Where the app's JSON log lines go; ``readouterr`` takes what was written so far."""
+    """Where the app's JSON log lines go; ``take`` empties it of what was written so far."""
 
-    def readouterr(self) -> str:
+    def take(self) -> str:
         text = self.getvalue()
         self.seek(0)
         self.truncate()
@@ -43,20 +43,21 @@ class LogStream(io.StringIO):
 
 
 @pytest.fixture
-def capsys() -> LogStream:  # the log stream, read like pytest's capsys
+def log_stream() -> LogStream:
+    """The stream the app's JSON log lines are written to."""
     stream = LogStream()
     configure_logging(level="INFO", fmt="json", stream=stream)
     return stream
 
 
 @pytest.fixture
-def logged(capsys: LogStream) -> FastAPI:
-    """An app whose JSON log lines the test reads from ``capsys``."""
+def logged(log_stream: LogStream) -> FastAPI:
+    """An app whose JSON log lines the test reads from ``log_stream``."""
     return create_app(Settings())
 
 
-def log_lines(capsys: LogStream) -> list[dict[str, object]]:
-    return [json.loads(line) for line in capsys.readouterr().splitlines() if line]
+def log_lines(log_stream: LogStream) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log_stream.take().splitlines() if line]
 
 
 def access_lines(lines: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -64,13 +65,13 @@ def access_lines(lines: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 async def test_a_well_formed_request_id_is_echoed_and_logged(
-    logged: FastAPI, capsys: LogStream
+    logged: FastAPI, log_stream: LogStream
 ) -> None:
     async with serving(logged) as client:
         response = await client.get("/v1/prompts", headers={"X-Request-ID": "trace-42:a.b_c"})
     assert response.headers["x-request-id"] == "trace-42:a.b_c"
     assert response.headers["server-timing"].startswith("app;dur=")
-    (line,) = access_lines(log_lines(capsys))
+    (line,) = access_lines(log_lines(log_stream))
     assert line["request_id"] == "trace-42:a.b_c"
 
 
@@ -99,15 +100,15 @@ async def test_every_response_carries_a_request_id_errors_included(
 
 
 async def test_a_successful_preview_writes_one_access_line_with_every_field(
-    logged: FastAPI, capsys: LogStream
+    logged: FastAPI, log_stream: LogStream
 ) -> None:
     async with serving(logged, Scope.READ) as client:
-        capsys.readouterr()
+        log_stream.take()
         response = await client.post(
             "/v1/prompts/adr/preview", json={"decision_topic": "Queue choice"}
         )
     assert response.status_code == 200
-    (line,) = access_lines(log_lines(capsys))
+    (line,) = access_lines(log_lines(log_stream))
     assert set(line) >= ACCESS_FIELDS
     assert (line["method"], line["path"], line["status"]) == (
         "POST",
@@ -121,11 +122,11 @@ async def test_a_successful_preview_writes_one_access_line_with_every_field(
 
 
 async def test_a_denied_request_is_audited_with_its_reason(
-    logged: FastAPI, capsys: LogStream
+    logged: FastAPI, log_stream: LogStream
 ) -> None:
     async with serving(logged, scope=None) as client:
         await client.get("/v1/prompts", headers=bearer("ctxfy_not_a_key"))
-    (line,) = access_lines(log_lines(capsys))
+    (line,) = access_lines(log_lines(log_stream))
     assert (line["status"], line["audit"], line["auth"], line["auth_reason"]) == (
         401,
         True,
@@ -134,7 +135,9 @@ async def test_a_denied_request_is_audited_with_its_reason(
     )
 
 
-async def test_mcp_requests_log_method_name_and_outcome(logged: FastAPI, capsys: LogStream) -> None:
+async def test_mcp_requests_log_method_name_and_outcome(
+    logged: FastAPI, log_stream: LogStream
+) -> None:
     async with serving(logged) as client:
         key = await issue_key(logged)
         async with mcp_over_http(logged, key=key) as mcp:
@@ -143,7 +146,7 @@ async def test_mcp_requests_log_method_name_and_outcome(logged: FastAPI, capsys:
                 with pytest.raises(Exception, match="decision_topic"):
                     await mcp.get_prompt("adr", {})
         assert client is not None
-    lines = [line for line in access_lines(log_lines(capsys)) if line.get("mcp_method")]
+    lines = [line for line in access_lines(log_lines(log_stream)) if line.get("mcp_method")]
     outcomes = {(line["mcp_method"], line.get("mcp_name"), line["mcp_outcome"]) for line in lines}
     assert ("initialize", None, "ok") in outcomes
     assert ("prompts/get", "adr", "ok") in outcomes
@@ -152,7 +155,7 @@ async def test_mcp_requests_log_method_name_and_outcome(logged: FastAPI, capsys:
 
 
 async def test_a_failed_tool_call_is_logged_with_every_field_and_its_outcome(
-    logged: FastAPI, capsys: LogStream
+    logged: FastAPI, log_stream: LogStream
 ) -> None:
     def explode() -> str:
         raise ToolError("the tool failed")
@@ -165,7 +168,9 @@ async def test_a_failed_tool_call_is_logged_with_every_field_and_its_outcome(
                 result = await mcp.call_tool("explode", {}, raise_on_error=False)
     assert result.is_error
     (line,) = [
-        line for line in access_lines(log_lines(capsys)) if line.get("mcp_method") == "tools/call"
+        line
+        for line in access_lines(log_lines(log_stream))
+        if line.get("mcp_method") == "tools/call"
     ]
     assert set(line) >= ACCESS_FIELDS
     assert (line["mcp_name"], line["mcp_outcome"], line["mcp_error"]) == (
@@ -176,14 +181,16 @@ async def test_a_failed_tool_call_is_logged_with_every_field_and_its_outcome(
 
 
 async def test_key_lifecycle_events_are_audited_with_the_acting_key(
-    logged: FastAPI, capsys: LogStream
+    logged: FastAPI, log_stream: LogStream
 ) -> None:
     async with serving(logged, Scope.ADMIN) as admin:
         created = (await admin.post("/v1/keys", json={"user_id": "bob", "scope": "read"})).json()
         await admin.post(f"/v1/keys/{created['key_id']}/rotate", json={"grace_seconds": 60})
         await admin.delete(f"/v1/keys/{created['key_id']}")
         actor = state_of(logged).authenticator.drain_usage().popitem()[0]
-    events = {str(line["event"]): line for line in log_lines(capsys) if line.get("audit") is True}
+    events = {
+        str(line["event"]): line for line in log_lines(log_stream) if line.get("audit") is True
+    }
     for event in ("key_created", "key_rotated", "key_revoked"):
         assert events[event]["actor"] == actor, event
     assert events["key_rotated"]["key_id"] == created["key_id"]
@@ -191,11 +198,11 @@ async def test_key_lifecycle_events_are_audited_with_the_acting_key(
 
 
 async def test_a_request_outside_the_lifespan_still_gets_its_access_line(
-    capsys: LogStream,
+    log_stream: LogStream,
 ) -> None:
     app = create_app(Settings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         response = await c.get("/health/live")
     assert response.status_code == 200
-    (line,) = access_lines(log_lines(capsys))
+    (line,) = access_lines(log_lines(log_stream))
     assert line["status"] == 200

@@ -208,7 +208,7 @@ def test_incomplete_or_unsafe_llm_settings_are_refused(
     values: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
-        Settings(**values)  # type: ignore[arg-type]
+        Settings(**values)  # type: ignore[arg-type]  # bad values on purpose
 
 
 def test_the_server_llm_is_built_only_when_configured() -> None:

@@ -70,8 +70,7 @@ def per_worker(directory: Path, scratch: Path, handler: str) -> dict[int, float]
         alone.mkdir(exist_ok=True)
         shutil.copy(values, alone / values.name)
         registry = CollectorRegistry()
-        # Unannotated upstream.
-        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]  # unannotated upstream
         counts[int(values.stem.removeprefix("counter_"))] = http_requests(registry, handler)
     return counts
 

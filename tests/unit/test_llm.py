@@ -41,7 +41,7 @@ def completion(**changes: Any) -> LlmCompletion:
 def test_a_message_is_a_user_or_assistant_turn_with_text() -> None:
     assert LlmMessage("assistant", "ok").role == "assistant"
     with pytest.raises(ValueError, match="role"):
-        LlmMessage("system", "x")  # type: ignore[arg-type]
+        LlmMessage("system", "x")  # type: ignore[arg-type]  # an invalid role on purpose
     with pytest.raises(ValueError, match="text"):
         LlmMessage("user", "")
 
@@ -50,7 +50,7 @@ def test_a_request_needs_at_least_one_message_in_a_tuple() -> None:
     with pytest.raises(ValueError, match="at least one message"):
         LlmRequest(messages=())
     with pytest.raises(TypeError, match="tuple"):
-        LlmRequest(messages=list(HELLO))  # type: ignore[arg-type]
+        LlmRequest(messages=list(HELLO))  # type: ignore[arg-type]  # a list on purpose
 
 
 @pytest.mark.parametrize("max_tokens", [1, 1024, MAX_TOKENS_LIMIT])
@@ -93,12 +93,12 @@ def test_an_empty_system_prompt_is_refused() -> None:
 )
 def test_model_preferences_are_checked(preferences: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        ModelPreferences(**preferences)  # type: ignore[arg-type]
+        ModelPreferences(**preferences)  # type: ignore[arg-type]  # bad values on purpose
 
 
 def test_model_preferences_hints_must_be_a_tuple() -> None:
     with pytest.raises(TypeError, match="tuple"):
-        ModelPreferences(hints=["claude"])  # type: ignore[arg-type]
+        ModelPreferences(hints=["claude"])  # type: ignore[arg-type]  # a list on purpose
 
 
 def test_model_preferences_list_their_priorities_by_name() -> None:
@@ -117,7 +117,7 @@ def test_a_request_is_immutable() -> None:
         model_preferences=ModelPreferences(hints=("small",)),
     )
     with pytest.raises(AttributeError):
-        request.max_tokens = 5  # type: ignore[misc]
+        request.max_tokens = 5  # type: ignore[misc]  # writing a frozen field on purpose
 
 
 def test_a_completion_may_leave_token_counts_unknown() -> None:

@@ -289,7 +289,7 @@ def test_an_undeclared_argument_is_not_found() -> None:
 def test_a_prompt_definition_is_immutable() -> None:
     prompt = definition()
     with pytest.raises(FrozenInstanceError):
-        prompt.name = "other"  # type: ignore[misc]
+        prompt.name = "other"  # type: ignore[misc]  # writing a frozen field on purpose
 
 
 def test_a_rendered_prompt_keeps_its_messages_in_order() -> None:

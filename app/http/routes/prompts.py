@@ -166,7 +166,7 @@ def _with_body[R](
             if name not in ("arguments", "return")
         ),
     ]
-    handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # FastAPI reads __signature__
         parameters, return_annotation=returns
     )
     return handler
