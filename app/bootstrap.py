@@ -13,7 +13,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TypedDict, Unpack
 
 from app.mcp.middleware import McpLoggingMiddleware, McpMetricsMiddleware
-from app.mcp.server import build_mcp_server, transport_running
+from app.mcp.server import (
+    build_mcp_server,
+    mcp_http_app,
+    request_state_security,
+    transport_running,
+)
 from app.mcp.tools import generation_tools
 from app.services.authenticator import Authenticator, AuthPolicy
 from app.services.generation import DocumentGenerator, LlmLabels
@@ -21,6 +26,7 @@ from app.services.health import HealthService, Lifecycle, SharedChecks
 from app.services.keys import KeyLifetimes, KeyService
 from app.settings import Settings
 from app.state import AppState
+from domain.generation import LlmMode
 from domain.llm import LlmGateway
 from domain.ports import KeyStore
 from infrastructure.catalog.catalog import PromptCatalog
@@ -166,6 +172,10 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         catalog,
         version=app_version,
         middleware=[McpMetricsMiddleware(metrics), McpLoggingMiddleware()],
+        state_security=request_state_security(
+            settings.state_keys, ttl=settings.llm_sampling_timeout_seconds
+        ),
+        list_cache_seconds=settings.mcp_list_cache_seconds,
     )
     for tool in generation_tools(
         catalog,
@@ -174,11 +184,7 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         sampling_timeout=settings.llm_sampling_timeout_seconds,
     ):
         mcp.add_tool(tool)
-    mcp_app = mcp.http_app(
-        path="/",
-        stateless_http=settings.mcp_stateless,
-        json_response=settings.mcp_stateless,
-    )
+    mcp_app = mcp_http_app(mcp, stateless=settings.mcp_stateless)
 
     keys = build_keys(settings, metrics, store=overrides.get("key_store"), clock=clock, now=now)
     lifecycle = Lifecycle()
@@ -207,5 +213,6 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         health=health,
         lifecycle=lifecycle,
         usage_flush_seconds=settings.usage_flush_seconds,
+        client_sampling=settings.effective_llm_mode is not LlmMode.SERVER,
         on_close=tuple(on_close),
     )

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import secrets
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,10 @@ def serve(
     if settings.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Without a shared directory each worker would report only its own counts.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ctxfy-metrics-")
+    if settings.workers > 1 and not settings.state_keys:
+        # One key for this server's workers, so a round trip may come back to any of them
+        # (prod refuses to start without shared keys: replicas need them too).
+        os.environ["CTXFY_MCP_STATE_KEYS"] = secrets.token_urlsafe(32)
     # Once, before workers start: stale files would be summed into every scrape.
     prepare_multiprocess_dir()
     from app.serve import run  # imported here to keep `ctxfy --help` fast

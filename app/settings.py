@@ -13,6 +13,13 @@ type LogFormat = Literal["json", "console"]
 type LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
+MIN_STATE_KEY_LENGTH = 32
+
+
+def _split(keys: SecretStr) -> tuple[str, ...]:
+    return tuple(key.strip() for key in keys.get_secret_value().split(",") if key.strip())
+
+
 class UnsafeSettings(ValueError):
     """A setting is not allowed in the chosen environment."""
 
@@ -26,6 +33,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # Secrets (database URL, LLM key, state keys) must not be echoed by a refusal.
+        hide_input_in_errors=True,
     )
 
     env: Environment = "dev"
@@ -38,6 +47,19 @@ class Settings(BaseSettings):
         False,
         description="Stateless streamable HTTP with JSON responses (scale-out mode). "
         "Stateful with SSE responses otherwise; only stateful can sample the client's LLM.",
+    )
+    mcp_list_cache_seconds: int = Field(
+        60,
+        ge=0,
+        le=86_400,
+        description="How long 2026-07-28 clients may cache list results (ttlMs, private to "
+        "the caller's key); 0 sends no caching hint.",
+    )
+    mcp_state_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated secrets (each at least 32 characters) that seal the "
+        "request state of 2026-07-28 sampling round trips; the first seals, all unseal. Every "
+        "worker and replica needs the same keys; unset, each process makes its own.",
     )
     prompts_dir: Path | None = Field(
         None, description="A directory of extra prompt files, loaded after the built-ins."
@@ -133,6 +155,22 @@ class Settings(BaseSettings):
             raise ValueError("CTXFY_LLM_BASE_URL must start with http:// or https://")
         return url or None
 
+    @field_validator("mcp_state_keys")
+    @classmethod
+    def _long_state_keys(cls, keys: SecretStr | None) -> SecretStr | None:
+        if keys is None or not keys.get_secret_value().strip():
+            return None
+        if any(len(key.encode()) < MIN_STATE_KEY_LENGTH for key in _split(keys)):
+            raise ValueError(
+                f"each CTXFY_MCP_STATE_KEYS key must be at least {MIN_STATE_KEY_LENGTH} bytes"
+            )
+        return keys
+
+    @property
+    def state_keys(self) -> tuple[str, ...]:
+        """The request-state keys, first sealing; empty when each process makes its own."""
+        return _split(self.mcp_state_keys) if self.mcp_state_keys is not None else ()
+
     @property
     def server_llm_configured(self) -> bool:
         """Whether a server-side LLM is set up (base URL and model)."""
@@ -163,6 +201,11 @@ class Settings(BaseSettings):
             raise UnsafeSettings(
                 "CTXFY_DEBUG=true is refused when CTXFY_ENV=prod: debug mode "
                 "returns tracebacks to clients"
+            )
+        if self.workers > 1 and self.mcp_state_keys is None:
+            raise UnsafeSettings(
+                "CTXFY_MCP_STATE_KEYS must be set when CTXFY_ENV=prod runs several workers: "
+                "a 2026-07-28 sampling round trip may come back to another worker"
             )
         if self.argon2_time_cost < 2 or self.argon2_memory_cost_kib < 19_456:
             raise UnsafeSettings(

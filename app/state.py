@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
+import structlog
 from fastmcp import FastMCP
 from fastmcp.server.http import StarletteWithLifespan
 
@@ -16,6 +17,8 @@ from app.services.keys import KeyService
 from domain.ports import KeyStore
 from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.metrics import Metrics
+
+logger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +39,7 @@ class AppState:
     health: HealthService
     lifecycle: Lifecycle
     usage_flush_seconds: float
+    client_sampling: bool  # whether generation may ask MCP clients' own LLMs
     # Adapters holding connections (the server LLM's HTTP client), released at shutdown.
     on_close: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -43,6 +47,14 @@ class AppState:
     async def running(self) -> AsyncIterator[None]:
         """Run every part that has a lifetime, ready to serve inside the block."""
         await self.key_store.start()
+        if self.client_sampling:
+            # The SDK warns on every legacy sampling call; the operator is told once, here.
+            logger.info(
+                "client_sampling_deprecated",
+                detail="MCP sampling is deprecated by the 2026-07-28 revision (SEP-2577) and "
+                "may be removed from 2027-07-28; configure a server-side LLM "
+                "(CTXFY_LLM_BASE_URL) to keep generating once clients drop it",
+            )
         try:
             # The MCP app's lifespan runs its session manager; without it every MCP
             # request fails with "Task group is not initialized".

@@ -23,7 +23,8 @@ class ClientSampling(StrEnum):
 
     AVAILABLE = "available"
     NOT_OFFERED = "not_offered"  # an MCP client that did not declare the sampling capability
-    STATELESS = "stateless"  # stateless transport: the server cannot send requests back
+    # A client on the initialize-era protocol, served statelessly: nothing can go back to it.
+    STATELESS = "stateless"
     NO_CLIENT = "no_client"  # REST: there is no MCP client to ask
 
 
@@ -46,7 +47,8 @@ _WHY_NOT_CLIENT = {
     ClientSampling.NOT_OFFERED: "this MCP client does not offer sampling, so the server "
     "cannot ask its LLM",
     ClientSampling.STATELESS: "the server runs in stateless mode, where it cannot ask the "
-    "client's LLM (sampling needs a stateful session)",
+    "LLM of a client on the initialize-era protocol (sampling needs a stateful session or a "
+    "2026-07-28 client)",
 }
 
 

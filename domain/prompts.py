@@ -16,6 +16,8 @@ RESERVED_ARGUMENT_PREFIX = "model_"
 
 MAX_STRING_LENGTH = 100_000
 DEFAULT_STRING_LENGTH = 20_000
+MAX_SUGGESTIONS = 100
+MAX_SUGGESTION_LENGTH = 200
 
 type Scalar = str | int | float | bool
 
@@ -65,6 +67,8 @@ class PromptArgument:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    # Values offered to clients that complete arguments; any string is still accepted.
+    suggestions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"arguments.{self.name}"
@@ -96,11 +100,44 @@ class PromptArgument:
                     f"max_length must be between 1 and {MAX_STRING_LENGTH}",
                     f"{where}.max_length",
                 )
+        if self.suggestions:
+            if self.type is not ArgumentType.STRING:
+                raise _fail("only string arguments take suggestions", f"{where}.suggestions")
+            if len(self.suggestions) > MAX_SUGGESTIONS:
+                raise _fail(f"at most {MAX_SUGGESTIONS} suggestions", f"{where}.suggestions")
+            if len(set(self.suggestions)) != len(self.suggestions):
+                raise _fail("suggestions must be unique", f"{where}.suggestions")
+            if any(not s.strip() or len(s) > MAX_SUGGESTION_LENGTH for s in self.suggestions):
+                raise _fail(
+                    f"a suggestion must be non-empty and at most {MAX_SUGGESTION_LENGTH} "
+                    "characters",
+                    f"{where}.suggestions",
+                )
         numeric = self.type in (ArgumentType.INTEGER, ArgumentType.NUMBER)
         if (self.minimum is not None or self.maximum is not None) and not numeric:
             raise _fail("only integer and number arguments take minimum/maximum", where)
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise _fail("minimum must not exceed maximum", f"{where}.minimum")
+
+    def completions(self, typed: str) -> tuple[str, ...]:
+        """Values a client may offer for this argument, given what was typed so far.
+
+        Choices of an enum, ``true``/``false`` for a boolean, a string's suggestions; those
+        starting with ``typed`` (ignoring case) come first, then those merely containing it.
+        """
+        match self.type:
+            case ArgumentType.ENUM:
+                candidates = self.choices
+            case ArgumentType.BOOLEAN:
+                candidates = ("true", "false")
+            case ArgumentType.STRING:
+                candidates = self.suggestions
+            case _:
+                candidates = ()
+        wanted = typed.casefold()
+        starting = [c for c in candidates if c.casefold().startswith(wanted)]
+        containing = [c for c in candidates if wanted in c.casefold() and c not in starting]
+        return (*starting, *containing)
 
     @property
     def effective_max_length(self) -> int | None:

@@ -30,6 +30,8 @@ from prometheus_client import (
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 type Outcome = Literal["ok", "error"]
+# input_required: the first round of a 2026-07-28 call that asks the client for input.
+type McpOutcome = Literal["ok", "error", "input_required"]
 
 MCP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LLM_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
@@ -150,7 +152,7 @@ class Metrics:
         """Count a request refused by a rate limit."""
         self._rate_limited.inc()
 
-    def mcp_request(self, method: str, name: str, outcome: Outcome, seconds: float) -> None:
+    def mcp_request(self, method: str, name: str, outcome: McpOutcome, seconds: float) -> None:
         """Record one MCP request; ``name`` must be bounded already (``McpMetricsMiddleware``)."""
         self._mcp_requests.labels(method, name, outcome).inc()
         self._mcp_duration.labels(method).observe(seconds)

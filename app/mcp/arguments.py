@@ -9,8 +9,8 @@ from typing import Any
 
 from fastmcp.prompts import PromptResult
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from mcp import McpError
-from mcp.types import INVALID_PARAMS, ErrorData, GetPromptRequestParams
+from mcp import MCPError
+from mcp.types import INVALID_PARAMS, GetPromptRequestParams
 
 from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
 from domain.prompts import ArgumentType, Scalar
@@ -41,19 +41,15 @@ def validated(entry: CatalogEntry, raw: Mapping[str, Any] | None) -> ValidatedAr
     return ValidatedArguments(entry.validate(mcp_arguments(entry, raw)))
 
 
-def invalid_params(error: InvalidArguments | PromptRenderError | PromptNotFound) -> McpError:
+def invalid_params(error: InvalidArguments | PromptRenderError | PromptNotFound) -> MCPError:
     """The JSON-RPC error a client gets for a prompt or arguments that do not fit."""
     data: dict[str, Any] | None = None
-    if isinstance(error, InvalidArguments | PromptRenderError):
-        data = {"prompt": error.prompt}
     if isinstance(error, InvalidArguments):
-        data = {
-            "prompt": error.prompt,
-            "errors": [
-                {"field": e.field, "message": e.message, "type": e.type} for e in error.errors
-            ],
-        }
-    return McpError(ErrorData(code=INVALID_PARAMS, message=str(error), data=data))
+        fields = [{"field": e.field, "message": e.message, "type": e.type} for e in error.errors]
+        data = {"prompt": error.prompt, "errors": fields}
+    elif isinstance(error, PromptRenderError):
+        data = {"prompt": error.prompt}
+    return MCPError(code=INVALID_PARAMS, message=str(error), data=data)
 
 
 class PromptArgumentsMiddleware(Middleware):

@@ -6,13 +6,19 @@ from typing import Any
 import structlog
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import InputRequiredToolResult
 
 from app.http.request_context import REQUEST_ID, access_line
-from infrastructure.metrics import Metrics
+from infrastructure.metrics import McpOutcome, Metrics
 
 MAX_NAME = 128
 UNKNOWN = "unknown"
 NAMED_METHODS = frozenset({"prompts/get", "tools/call"})
+
+
+def outcome_of(result: object) -> McpOutcome:
+    """``input_required`` for the first round of a 2026-07-28 round trip, else ``ok``."""
+    return "input_required" if isinstance(result, InputRequiredToolResult) else "ok"
 
 
 def mcp_target(context: MiddlewareContext[Any]) -> str | None:
@@ -47,7 +53,7 @@ class McpLoggingMiddleware(Middleware):
                     line.mcp_error = type(exc).__name__
                 raise
         if line is not None:
-            line.mcp_outcome = "ok"
+            line.mcp_outcome = outcome_of(result)
         return result
 
 
@@ -80,7 +86,7 @@ class McpMetricsMiddleware(Middleware):
         seconds = perf_counter() - started
         # Success means the server found the prompt or tool: the name is one of its own.
         name = str(getattr(context.message, "name", UNKNOWN)) if method in NAMED_METHODS else ""
-        self._metrics.mcp_request(method, name, "ok", seconds)
+        self._metrics.mcp_request(method, name, outcome_of(result), seconds)
         return result
 
     @staticmethod

@@ -7,6 +7,7 @@ server's — and returns the document with structured metadata. Every tool needs
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from time import time
 from typing import Any
 
 import anyio
@@ -14,8 +15,7 @@ from fastmcp import Context
 from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import require_scopes
 from fastmcp.server.dependencies import get_context, get_http_request
-from fastmcp.tools import Tool
-from fastmcp.tools.base import ToolResult
+from fastmcp.tools import InputRequiredToolResult, Tool, ToolResult
 from mcp.types import TextContent, ToolAnnotations
 from pydantic import PrivateAttr
 
@@ -24,10 +24,18 @@ from app.mcp.arguments import validated
 from app.services.access_line import AccessLine
 from app.services.generation import DocumentGenerator, GeneratedDocument
 from domain.errors import InvalidArguments, PromptRenderError
+from domain.generation import Route
 from domain.keys import Scope
 from domain.llm import LlmError, LlmGateway
 from infrastructure.catalog.catalog import CatalogEntry
-from infrastructure.llm.client_sampling import ClientSamplingLlm, client_sampling
+from infrastructure.llm.client_sampling import (
+    AnsweredSamplingLlm,
+    ClientSamplingLlm,
+    client_answer,
+    client_sampling,
+    input_request,
+    is_modern,
+)
 
 TOOL_PREFIX = "generate_"
 # How often a long generation tells a client that supplied a progress token it is alive,
@@ -74,7 +82,7 @@ class GenerationTool(Tool):
             parameters=entry.argument_model.model_json_schema(),
             output_schema=GeneratedDocument.model_json_schema(),
             annotations=ToolAnnotations(
-                readOnlyHint=True, idempotentHint=False, openWorldHint=True
+                read_only_hint=True, idempotent_hint=False, open_world_hint=True
             ),
             tags={*definition.tags, "generation"},
             meta={"prompt": definition.name, "version": definition.version},
@@ -100,9 +108,21 @@ class GenerationTool(Tool):
             plan = self._generator.plan(
                 entry, values, client_sampling(context, stateless=self._stateless), line=line
             )
+            client: Callable[[], LlmGateway]
+            if plan.route is Route.CLIENT and is_modern(context):
+                # 2026-07-28: no back-channel. Ask for the client's LLM in the answer; the
+                # client calls again with what its LLM wrote.
+                answer = client_answer(context)
+                if answer is None:
+                    return InputRequiredToolResult(input_request(plan.request, asked_at=time()))
+                state = context.request_state
 
-            def client() -> LlmGateway:
-                return ClientSamplingLlm(context, timeout=self._sampling_timeout)
+                def client() -> LlmGateway:
+                    return AnsweredSamplingLlm(answer, state)
+            else:
+
+                def client() -> LlmGateway:
+                    return ClientSamplingLlm(context, timeout=self._sampling_timeout)
 
             document = await _with_heartbeat(
                 context,
@@ -129,7 +149,8 @@ def _access_line() -> AccessLine | None:
 def _progress_token(context: Context) -> str | int | None:
     request = context.request_context
     meta = request.meta if request is not None else None
-    return meta.progressToken if meta is not None else None
+    token = meta.get("progressToken") if meta else None
+    return token if isinstance(token, str | int) else None
 
 
 async def _with_heartbeat[T](

@@ -10,8 +10,7 @@ from typing import Literal
 
 from domain.keys import Principal
 from domain.llm import LlmCompletion
-
-type Outcome = Literal["ok", "error"]
+from infrastructure.metrics import McpOutcome
 
 
 @dataclass(slots=True)
@@ -24,7 +23,7 @@ class AccessLine:
     auth_reason: str | None = None
     mcp_method: str | None = None
     mcp_name: str | None = None
-    mcp_outcome: Outcome | None = None
+    mcp_outcome: McpOutcome | None = None
     mcp_error: str | None = None
     llm_route: str | None = None
     llm_error: str | None = None

@@ -37,6 +37,7 @@ class ArgumentFile(_Strict):
     minimum: StrictInt | StrictFloat | None = None
     maximum: StrictInt | StrictFloat | None = None
     choices: list[StrictStr] = Field(default_factory=list)
+    suggestions: list[StrictStr] = Field(default_factory=list)
 
     def to_domain(self) -> PromptArgument:
         """The domain argument this entry declares."""
@@ -50,6 +51,7 @@ class ArgumentFile(_Strict):
             minimum=self.minimum,
             maximum=self.maximum,
             choices=tuple(self.choices),
+            suggestions=tuple(self.suggestions),
         )
 
 

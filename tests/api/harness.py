@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import httpx2
 from fastapi import FastAPI
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
@@ -57,26 +58,40 @@ async def serving(
         yield client
 
 
+class RedirectSeen(AssertionError):
+    """The MCP endpoint answered with a redirect, which breaks POST and streaming clients."""
+
+
+async def _refuse_redirects(response: httpx2.Response) -> None:
+    # SDK 2 clients follow same-origin redirects whatever they are told, so one is caught here.
+    if response.is_redirect:
+        raise RedirectSeen(f"{response.request.url} answered {response.status_code}")
+
+
 def mcp_over_http(
-    app: FastAPI, path: str = "/mcp", key: str | None = None
+    app: FastAPI, path: str = "/mcp", key: str | None = None, *, mode: str = "auto"
 ) -> Client[StreamableHttpTransport]:
     """An MCP client speaking streamable HTTP to ``app`` at ``path``, through ASGI,
-    presenting ``key`` as a bearer token. The app's lifespan must be running.
+    presenting ``key`` as a bearer token, in protocol ``mode`` (``auto``, ``legacy``, or a
+    pinned revision such as ``2026-07-28``). The app's lifespan must run.
+
+    The ASGI transport buffers whole responses, so a server-to-client request on a legacy
+    session's stream (sampling) cannot be answered here: that needs a real server.
     """
 
     def http_client(
         headers: dict[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        auth: httpx.Auth | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
         **_: Any,
-    ) -> httpx.AsyncClient:
-        # FastMCP asks for follow_redirects=True; it is dropped so a redirect at /mcp fails.
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app),
+    ) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app),
             base_url=BASE_URL,
             headers=headers,
-            timeout=timeout or httpx.Timeout(30.0),
+            timeout=timeout or httpx2.Timeout(30.0),
             auth=auth,
+            event_hooks={"response": [_refuse_redirects]},
         )
 
     transport = StreamableHttpTransport(
@@ -84,7 +99,7 @@ def mcp_over_http(
         headers=bearer(key) if key else None,
         httpx_client_factory=http_client,
     )
-    return Client(transport)
+    return Client(transport, mode=mode)
 
 
 def on_the_wire(arguments: dict[str, Scalar]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import httpx2
 from fastapi import FastAPI
 
 from app.settings import Settings
@@ -36,7 +37,7 @@ INITIALIZE = {
 }
 
 
-def outcome(response: httpx.Response) -> str:
+def outcome(response: httpx.Response | httpx2.Response) -> str:
     """How the auth layer answered: a refusal with its challenge, or not a refusal."""
     status = response.status_code
     if status in (401, 403):

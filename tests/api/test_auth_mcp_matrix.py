@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
 from fastmcp import Client, FastMCP
@@ -20,7 +21,7 @@ from fastmcp.server.auth import AccessToken, AuthContext, require_scopes, run_au
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.server.transforms import is_enabled
 from fastmcp.tools import Tool
-from mcp import McpError
+from mcp import MCPError
 
 from app.main import create_app
 from app.settings import Settings
@@ -101,16 +102,24 @@ class McpCall:
         return f"{self.method} {target}".strip()
 
 
-def mcp_calls(app: FastAPI, offered: Components) -> list[McpCall]:
-    """Every method the matrix covers, with one ``get``/``read`` per component."""
+# How a client of each era opens: a legacy session, or the 2026-07-28 discovery (which has
+# no ping: every request stands alone).
+OPENING = {"legacy": McpCall("initialize", INITIALIZE), "auto": McpCall("server/discover", {})}
+CONNECTION_METHODS = ("initialize", "server/discover", "ping")
+ERAS = pytest.mark.parametrize("mode", list(OPENING), ids=["legacy", "2026-07-28"])
+
+
+def mcp_calls(app: FastAPI, offered: Components, mode: str) -> list[McpCall]:
+    """Every method the matrix covers in ``mode``'s era, with one ``get``/``read`` each."""
     gets = [
         McpCall("prompts/get", {"name": p.name, "arguments": prompt_arguments(app, p)})
         for p in offered.prompts
     ]
     reads = [McpCall("resources/read", {"uri": str(r.uri)}) for r in offered.resources]
+    opening = OPENING[mode]
     return [
-        McpCall("initialize", INITIALIZE),
-        McpCall("ping", {}),
+        opening,
+        *([McpCall("ping", {})] if opening.method == "initialize" else []),
         McpCall("prompts/list", {}),
         *gets,
         McpCall("tools/list", {}),
@@ -120,15 +129,16 @@ def mcp_calls(app: FastAPI, offered: Components) -> list[McpCall]:
     ]
 
 
-async def expected_calls(offered: Components, scope: Scope) -> dict[str, str]:
-    """What a session with a key of ``scope`` should see of each call."""
+async def expected_calls(offered: Components, scope: Scope, calls: list[McpCall]) -> dict[str, str]:
+    """What a client with a key of ``scope`` should see of each of ``calls``."""
     prompts = [p.name for p in offered.prompts if await admits(p, scope)]
     tools = [t.name for t in offered.tools if await admits(t, scope)]
     resources = [str(r.uri) for r in offered.resources if await admits(r, scope)]
     templates = [t.uri_template for t in offered.templates if await admits(t, scope)]
     expected = {
-        "initialize": ALLOWED,
-        "ping": ALLOWED,
+        **{
+            c.label: ALLOWED for c in calls if c.method in ("initialize", "server/discover", "ping")
+        },
         "prompts/list": f"lists {sorted(set(prompts))}",
         "tools/list": f"lists {sorted(set(tools))}",
         "resources/list": f"lists {sorted(set(resources))}",
@@ -153,7 +163,7 @@ async def attempt(session: Client[StreamableHttpTransport], call: McpCall) -> st
             case "resources/list":
                 listed = [str(r.uri) for r in await session.list_resources()]
             case "resources/templates/list":
-                listed = [t.uriTemplate for t in await session.list_resource_templates()]
+                listed = [t.uri_template for t in await session.list_resource_templates()]
             case "ping":
                 return ALLOWED if await session.ping() else REFUSED
             case "prompts/get":
@@ -164,22 +174,23 @@ async def attempt(session: Client[StreamableHttpTransport], call: McpCall) -> st
                 return ALLOWED
             case _:
                 raise ValueError(f"the matrix cannot send {call.method!r} in a session")
-    except (McpError, FastMCPError):
+    except (MCPError, FastMCPError):
         return REFUSED
     return f"lists {sorted(set(listed))}"
 
 
-async def session_calls(app: FastAPI, key: str, calls: list[McpCall]) -> dict[str, str]:
-    """What a real MCP client presenting ``key`` over HTTP sees of each call."""
+async def session_calls(app: FastAPI, key: str, calls: list[McpCall], mode: str) -> dict[str, str]:
+    """What a real MCP client in ``mode`` presenting ``key`` over HTTP sees of each call;
+    connecting is the opening call."""
+    opening, *rest = calls
     seen: dict[str, str] = {}
     try:
-        async with mcp_over_http(app, key=key) as session:
-            seen["initialize"] = ALLOWED
-            for call in calls:
-                if call.method != "initialize":
-                    seen[call.label] = await attempt(session, call)
-    except httpx.HTTPStatusError as refused:
-        seen["initialize"] = outcome(refused.response)
+        async with mcp_over_http(app, key=key, mode=mode) as session:
+            seen[opening.label] = ALLOWED
+            for call in rest:
+                seen[call.label] = await attempt(session, call)
+    except httpx2.HTTPStatusError as refused:
+        seen[opening.label] = outcome(refused.response)
     return seen
 
 
@@ -193,16 +204,17 @@ async def raw_outcome(client: httpx.AsyncClient, call: McpCall, credential: Cred
     return outcome(response)
 
 
+@ERAS
 @pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
 async def test_every_mcp_method_answers_every_credential_as_its_scope_says(
-    stateless: bool,
+    stateless: bool, mode: str
 ) -> None:
     app = create_app(Settings(mcp_stateless=stateless))
     mismatches: list[str] = []
     async with serving(app, scope=None) as client:
         kinds = await credentials(app)
         offered = await components(state_of(app).mcp)
-        calls = mcp_calls(app, offered)
+        calls = mcp_calls(app, offered, mode)
         for credential in kinds:
             if credential.scope is None:
                 want = f"401 {INVALID_TOKEN}" if credential.key else f"401 {REALM}"
@@ -211,8 +223,8 @@ async def test_every_mcp_method_answers_every_credential_as_its_scope_says(
             else:
                 assert credential.key is not None
                 with anyio.fail_after(30):
-                    seen = await session_calls(app, credential.key, calls)
-                expected = await expected_calls(offered, credential.scope)
+                    seen = await session_calls(app, credential.key, calls, mode)
+                expected = await expected_calls(offered, credential.scope, calls)
             mismatches += [
                 f"{label} [{credential.kind}]: want {want}, got {seen.get(label)}"
                 for label, want in expected.items()
@@ -244,8 +256,9 @@ async def test_a_tool_without_an_auth_check_is_reported(app: FastAPI) -> None:
     assert undeclared_tools(await components(state_of(app).mcp)) == ["unguarded"]
 
 
+@ERAS
 async def test_a_tool_needing_write_is_hidden_from_read_keys_and_sees_the_callers_identity(
-    app: FastAPI,
+    app: FastAPI, mode: str
 ) -> None:
     def whoami() -> dict[str, Any]:
         token = get_access_token()
@@ -257,11 +270,11 @@ async def test_a_tool_needing_write_is_hidden_from_read_keys_and_sees_the_caller
         read_key = await issue_key(app, Scope.READ)
         write_key = await issue_key(app, Scope.WRITE)
         with anyio.fail_after(30):
-            async with mcp_over_http(app, key=read_key) as reader:
+            async with mcp_over_http(app, key=read_key, mode=mode) as reader:
                 listed_to_reader = [t.name for t in await reader.list_tools()]
                 with pytest.raises(ToolError, match="Unknown tool: 'whoami'"):
                     await reader.call_tool("whoami", {})
-            async with mcp_over_http(app, key=write_key) as writer:
+            async with mcp_over_http(app, key=write_key, mode=mode) as writer:
                 listed_to_writer = [t.name for t in await writer.list_tools()]
                 called = await writer.call_tool("whoami", {})
 

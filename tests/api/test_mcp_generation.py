@@ -47,12 +47,12 @@ def app(llm: ScriptedLlm) -> FastAPI:
 
 @asynccontextmanager
 async def mcp_client(
-    app: FastAPI, scope: Scope = Scope.WRITE
+    app: FastAPI, scope: Scope = Scope.WRITE, *, mode: str = "auto"
 ) -> AsyncIterator[Client[StreamableHttpTransport]]:
     """An MCP client (no sampling) of ``app`` with a key of ``scope``, its lifespan running."""
     async with app.router.lifespan_context(app):
         key = await issue_key(app, scope)
-        async with mcp_over_http(app, key=key) as client:
+        async with mcp_over_http(app, key=key, mode=mode) as client:
             yield client
 
 
@@ -81,9 +81,9 @@ async def test_a_write_key_lists_a_generate_tool_per_generating_prompt_typed_by_
     }
     for entry in generating:
         tool = tools[f"generate_{entry.name}"]
-        assert tool.inputSchema == entry.argument_model.model_json_schema()
-        assert tool.outputSchema is not None
-        assert set(tool.outputSchema["properties"]) == set(GeneratedDocument.model_fields)
+        assert tool.input_schema == entry.argument_model.model_json_schema()
+        assert tool.output_schema is not None
+        assert set(tool.output_schema["properties"]) == set(GeneratedDocument.model_fields)
 
 
 async def test_a_read_key_sees_no_generate_tool_and_cannot_call_one(
@@ -166,15 +166,21 @@ async def test_string_booleans_reach_the_llm_as_booleans(
     assert "Close each layer with one short, concrete example" not in without
 
 
-async def test_a_stateless_server_with_a_client_only_policy_fails_at_once_saying_why() -> None:
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [("legacy", "stateless mode"), ("2026-07-28", "does not offer sampling")],
+)
+async def test_a_stateless_server_with_a_client_only_policy_fails_at_once_saying_why(
+    mode: str, why: str
+) -> None:
     app = create_app(Settings(mcp_stateless=True, llm_mode=LlmMode.CLIENT))
 
     with anyio.fail_after(5):
-        async with mcp_client(app) as writer:
+        async with mcp_client(app, mode=mode) as writer:
             message = await tool_error(writer, "generate_context_stack", CONTEXT_STACK)
 
     assert message.startswith("sampling_unavailable: ")
-    assert "stateless" in message
+    assert why in message
 
 
 def with_unrenderable_prompts(directory: Path, llm: ScriptedLlm) -> FastAPI:
@@ -195,7 +201,7 @@ async def tool_failure(
             content = result.content
         else:
             raw = await client.session.call_tool(name, arguments)
-            assert raw.isError
+            assert raw.is_error
             content = raw.content
     assert isinstance(content[0], TextContent)
     return content[0].text

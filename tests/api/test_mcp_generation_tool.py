@@ -12,6 +12,7 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.messages import MessageHandler
 from fastmcp.exceptions import ToolError
+from mcp import MCPError
 from mcp.types import CreateMessageResult, ProgressNotification, TextContent
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,6 +27,15 @@ from infrastructure.metrics import MULTIPROC_ENV, Metrics
 from tests.fakes import ClientLlm, ScriptedLlm
 
 pytestmark = pytest.mark.anyio
+MODERN = "2026-07-28"
+
+
+@pytest.fixture(params=["legacy", MODERN])
+def era(request: pytest.FixtureRequest) -> str:
+    """The protocol era the in-memory client speaks (``mode`` of ``fastmcp.Client``)."""
+    mode: str = request.param
+    return mode
+
 
 TOOL = "generate_context_stack"
 CONTEXT_STACK = {"task": "Rotate the signing keys.", "domain": "identity platform"}
@@ -74,12 +84,12 @@ def serve(
 
 
 async def test_a_client_that_samples_writes_the_document_with_its_own_llm(
-    entry: CatalogEntry, llm: ScriptedLlm
+    era: str, entry: CatalogEntry, llm: ScriptedLlm
 ) -> None:
     client_llm = ClientLlm()
 
     with anyio.fail_after(10):
-        async with Client(serve(entry, llm), sampling_handler=client_llm) as mcp:
+        async with Client(serve(entry, llm), mode=era, sampling_handler=client_llm) as mcp:
             result = await mcp.call_tool(TOOL, CONTEXT_STACK)
 
     assert isinstance(result.content[0], TextContent)
@@ -101,12 +111,12 @@ async def test_a_client_that_samples_writes_the_document_with_its_own_llm(
 
 
 async def test_the_client_llm_is_asked_for_the_rendered_prompt_under_its_generation_settings(
-    entry: CatalogEntry, llm: ScriptedLlm
+    era: str, entry: CatalogEntry, llm: ScriptedLlm
 ) -> None:
     client_llm = ClientLlm()
 
     with anyio.fail_after(10):
-        async with Client(serve(entry, llm), sampling_handler=client_llm) as mcp:
+        async with Client(serve(entry, llm), mode=era, sampling_handler=client_llm) as mcp:
             await mcp.call_tool(TOOL, CONTEXT_STACK)
 
     (asked,) = client_llm.received
@@ -117,16 +127,16 @@ async def test_the_client_llm_is_asked_for_the_rendered_prompt_under_its_generat
         (m.role, TextContent(type="text", text=m.text))
         for m in entry.render(CONTEXT_STACK).messages
     ]
-    assert (asked.systemPrompt, asked.maxTokens, asked.temperature) == (
+    assert (asked.system_prompt, asked.max_tokens, asked.temperature) == (
         settings.system_prompt,
         settings.max_tokens,
         settings.temperature,
     )
-    assert asked.modelPreferences is not None
+    assert asked.model_preferences is not None
     assert (
-        asked.modelPreferences.costPriority,
-        asked.modelPreferences.speedPriority,
-        asked.modelPreferences.intelligencePriority,
+        asked.model_preferences.cost_priority,
+        asked.model_preferences.speed_priority,
+        asked.model_preferences.intelligence_priority,
     ) == (
         settings.model_preferences.cost_priority,
         settings.model_preferences.speed_priority,
@@ -135,12 +145,14 @@ async def test_the_client_llm_is_asked_for_the_rendered_prompt_under_its_generat
 
 
 async def test_a_server_only_policy_uses_the_server_llm_even_when_the_client_could_sample(
-    entry: CatalogEntry, llm: ScriptedLlm
+    era: str, entry: CatalogEntry, llm: ScriptedLlm
 ) -> None:
     client_llm = ClientLlm()
 
     with anyio.fail_after(10):
-        async with Client(serve(entry, llm, LlmMode.SERVER), sampling_handler=client_llm) as mcp:
+        async with Client(
+            serve(entry, llm, LlmMode.SERVER), mode=era, sampling_handler=client_llm
+        ) as mcp:
             result = await mcp.call_tool(TOOL, CONTEXT_STACK)
 
     assert result.structured_content is not None
@@ -150,12 +162,14 @@ async def test_a_server_only_policy_uses_the_server_llm_even_when_the_client_cou
 
 
 async def test_client_generations_are_counted_under_fixed_labels_without_tokens(
-    entry: CatalogEntry, llm: ScriptedLlm
+    era: str, entry: CatalogEntry, llm: ScriptedLlm
 ) -> None:
     metrics = Metrics(version="t")
 
     with anyio.fail_after(10):
-        async with Client(serve(entry, llm, metrics=metrics), sampling_handler=ClientLlm()) as mcp:
+        async with Client(
+            serve(entry, llm, metrics=metrics), mode=era, sampling_handler=ClientLlm()
+        ) as mcp:
             await mcp.call_tool(TOOL, CONTEXT_STACK)
 
     counted = [
@@ -177,27 +191,39 @@ async def test_client_generations_are_counted_under_fixed_labels_without_tokens(
     ],
 )
 async def test_an_llm_failure_is_a_tool_error_with_its_code_and_message(
-    entry: CatalogEntry, failure: LlmError, expected: str
+    era: str, entry: CatalogEntry, failure: LlmError, expected: str
 ) -> None:
     with anyio.fail_after(10), pytest.raises(ToolError) as caught:
-        async with Client(serve(entry, ScriptedLlm(failure))) as mcp:
+        async with Client(serve(entry, ScriptedLlm(failure)), mode=era) as mcp:
             await mcp.call_tool(TOOL, CONTEXT_STACK)
 
     assert str(caught.value) == f"{expected}{failure}"
 
 
-async def test_a_client_llm_that_refuses_is_a_sampling_failed_tool_error(
+async def refuse(*_: Any) -> CreateMessageResult:
+    raise RuntimeError("the user declined")
+
+
+async def test_a_legacy_client_llm_that_refuses_is_a_sampling_failed_tool_error(
     entry: CatalogEntry, llm: ScriptedLlm
 ) -> None:
-    async def refuse(*_: Any) -> CreateMessageResult:
-        raise RuntimeError("the user declined")
-
     with anyio.fail_after(10), pytest.raises(ToolError) as caught:
-        async with Client(serve(entry, llm), sampling_handler=refuse) as mcp:
+        async with Client(serve(entry, llm), sampling_handler=refuse, mode="legacy") as mcp:
             await mcp.call_tool(TOOL, CONTEXT_STACK)
 
     assert str(caught.value).startswith("sampling_failed: ")
     assert "the user declined" in str(caught.value)
+    assert llm.requests == [], "a client that can sample is not replaced by the server"
+
+
+async def test_a_modern_client_llm_that_refuses_stops_the_call_on_the_client_side(
+    entry: CatalogEntry, llm: ScriptedLlm
+) -> None:
+    # 2026-07-28: the refusal never travels back, so the client itself raises.
+    with anyio.fail_after(10), pytest.raises(MCPError, match="the user declined"):
+        async with Client(serve(entry, llm), sampling_handler=refuse, mode=MODERN) as mcp:
+            await mcp.call_tool(TOOL, CONTEXT_STACK)
+
     assert llm.requests == [], "a client that can sample is not replaced by the server"
 
 
@@ -223,6 +249,7 @@ async def test_a_client_with_a_progress_token_hears_progress_from_start_to_done(
 
 
 async def test_a_long_generation_sends_heartbeats_that_rise_towards_done(
+    era: str,
     entry: CatalogEntry,
 ) -> None:
     heartbeats_heard = anyio.Event()
@@ -235,7 +262,7 @@ async def test_a_long_generation_sends_heartbeats_that_rise_towards_done(
             heartbeats_heard.set()
 
     with anyio.fail_after(10):
-        async with Client(serve(entry, llm)) as mcp:
+        async with Client(serve(entry, llm), mode=era) as mcp:
             result = await mcp.call_tool(TOOL, CONTEXT_STACK, progress_handler=on_progress)
 
     assert not result.is_error
@@ -260,17 +287,17 @@ class ProgressRecorder(MessageHandler):
 
 
 async def test_without_a_progress_token_no_progress_is_sent(
-    entry: CatalogEntry, llm: ScriptedLlm
+    era: str, entry: CatalogEntry, llm: ScriptedLlm
 ) -> None:
     recorder = ProgressRecorder()
 
     with anyio.fail_after(10):
-        async with Client(serve(entry, llm), message_handler=recorder) as mcp:
+        async with Client(serve(entry, llm), mode=era, message_handler=recorder) as mcp:
             # The session's own call_tool sends no token unless given a progress callback.
             untokened = await mcp.session.call_tool(TOOL, CONTEXT_STACK)
             heard_without = list(recorder.heard)
             await mcp.call_tool(TOOL, CONTEXT_STACK)
 
-    assert not untokened.isError
+    assert not untokened.is_error
     assert heard_without == []
     assert recorder.heard, "the recorder hears the progress of a call that has a token"

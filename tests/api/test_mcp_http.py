@@ -6,7 +6,7 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from mcp import McpError
+from mcp import MCPError
 from mcp.types import INVALID_PARAMS, TextContent
 
 from app.main import create_app
@@ -79,7 +79,7 @@ async def test_invalid_arguments_over_http_are_invalid_params_naming_them(
 ) -> None:
     with anyio.fail_after(10):
         async with mcp_over_http(app, key=await issue_key(app)) as mcp:
-            with pytest.raises(McpError) as caught:
+            with pytest.raises(MCPError) as caught:
                 await mcp.get_prompt("context_stack", {"task": "Rotate the signing keys."})
 
     assert caught.value.error.code == INVALID_PARAMS

@@ -5,7 +5,7 @@ import pytest
 from fastapi import FastAPI
 from fastmcp import Client
 from fastmcp.client.transports import FastMCPTransport
-from mcp import McpError
+from mcp import MCPError
 from mcp.types import INVALID_PARAMS, GetPromptResult, TextContent
 
 from tests.api.harness import catalog_of
@@ -25,8 +25,8 @@ def texts(result: GetPromptResult) -> list[str]:
 
 async def invalid_params(
     mcp: Client[FastMCPTransport], name: str, arguments: dict[str, str]
-) -> McpError:
-    with anyio.fail_after(10), pytest.raises(McpError) as caught:
+) -> MCPError:
+    with anyio.fail_after(10), pytest.raises(MCPError) as caught:
         await mcp.get_prompt(name, arguments)
     assert caught.value.error.code == INVALID_PARAMS
     return caught.value

@@ -135,12 +135,15 @@ async def test_a_denied_request_is_audited_with_its_reason(
     )
 
 
+@pytest.mark.parametrize(
+    ("mode", "opening"), [("legacy", "initialize"), ("auto", "server/discover")]
+)
 async def test_mcp_requests_log_method_name_and_outcome(
-    logged: FastAPI, log_stream: LogStream
+    logged: FastAPI, log_stream: LogStream, mode: str, opening: str
 ) -> None:
     async with serving(logged) as client:
         key = await issue_key(logged)
-        async with mcp_over_http(logged, key=key) as mcp:
+        async with mcp_over_http(logged, key=key, mode=mode) as mcp:
             with anyio.fail_after(10):
                 await mcp.get_prompt("adr", {"decision_topic": "Queue choice"})
                 with pytest.raises(Exception, match="decision_topic"):
@@ -148,7 +151,7 @@ async def test_mcp_requests_log_method_name_and_outcome(
         assert client is not None
     lines = [line for line in access_lines(log_lines(log_stream)) if line.get("mcp_method")]
     outcomes = {(line["mcp_method"], line.get("mcp_name"), line["mcp_outcome"]) for line in lines}
-    assert ("initialize", None, "ok") in outcomes
+    assert (opening, None, "ok") in outcomes
     assert ("prompts/get", "adr", "ok") in outcomes
     assert ("prompts/get", "adr", "error") in outcomes
     assert all(line["key_id"] for line in lines)

@@ -52,7 +52,7 @@ def stateful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
 
 @pytest.fixture(scope="module")
 def stateless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """Stateless, client-only policy: the server can never ask the client's LLM."""
+    """Stateless, client-only policy: only 2026-07-28 clients' LLMs can be asked."""
     env = {"CTXFY_MCP_STATELESS": "true", "CTXFY_DRAIN_SECONDS": "0", "CTXFY_LLM_MODE": "client"}
     with running_server(tmp_path_factory.mktemp("gen-stateless"), env, scope="write") as server:
         yield server
@@ -75,10 +75,21 @@ class Progress:
 
 
 def mcp_client(
-    server: RunningServer, key: str, llm: ClientLlm | None = None, request_id: str | None = None
+    server: RunningServer,
+    key: str,
+    llm: ClientLlm | None = None,
+    request_id: str | None = None,
+    *,
+    mode: str = "auto",
 ) -> Client[Any]:
     headers = bearer(key) | ({"X-Request-ID": request_id} if request_id else {})
-    return Client(StreamableHttpTransport(server.mcp_url, headers=headers), sampling_handler=llm)
+    transport = StreamableHttpTransport(server.mcp_url, headers=headers)
+    return Client(transport, sampling_handler=llm, mode=mode)
+
+
+# Each era asks the client's LLM its own way: a request on the legacy session's stream, or
+# a 2026-07-28 input-required answer that the client retries with the LLM's text.
+ERAS = pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["legacy", "2026-07-28"])
 
 
 def logged(server: RunningServer, *parts: str) -> Callable[[], Awaitable[str]]:
@@ -108,12 +119,13 @@ async def test_every_prompt_that_generates_is_offered_as_a_generate_tool(
     assert tools >= GENERATING
 
 
+@ERAS
 async def test_a_client_that_samples_gets_a_document_written_by_its_own_llm(
-    stateful: RunningServer,
+    stateful: RunningServer, mode: str
 ) -> None:
     llm, progress = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL)), Progress()
     with anyio.fail_after(TIMEOUT):
-        async with mcp_client(stateful, stateful.key, llm) as client:
+        async with mcp_client(stateful, stateful.key, llm, mode=mode) as client:
             result = await client.call_tool(TOOL, EXAMPLE, progress_handler=progress)
 
     assert [block.text for block in result.content if isinstance(block, TextContent)] == [
@@ -137,34 +149,36 @@ async def test_a_client_that_samples_gets_a_document_written_by_its_own_llm(
     assert message.role == "user"
     assert isinstance(message.content, TextContent)
     assert message.content.text == CATALOG.get(PROMPT).render(EXAMPLE).messages[0].text
-    assert asked.systemPrompt == generation.system_prompt
-    assert asked.maxTokens == generation.max_tokens
+    assert asked.system_prompt == generation.system_prompt
+    assert asked.max_tokens == generation.max_tokens
     assert asked.temperature == generation.temperature
 
 
+@ERAS
 async def test_a_client_without_sampling_is_told_sampling_is_unavailable(
-    stateful: RunningServer,
+    stateful: RunningServer, mode: str
 ) -> None:
     with anyio.fail_after(TIMEOUT):
-        async with mcp_client(stateful, stateful.key) as client:
+        async with mcp_client(stateful, stateful.key, mode=mode) as client:
             result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
     assert result.is_error
     assert error_text(result.content).startswith("sampling_unavailable:")
 
 
-async def test_a_client_llm_too_slow_for_the_sampling_timeout_is_an_llm_timeout(
+async def test_a_legacy_client_llm_too_slow_for_the_sampling_timeout_is_an_llm_timeout(
     stateful: RunningServer,
 ) -> None:
     # The SDK client handles server requests one at a time, so the slow LLM must answer
     # (late) before the client can read the tool's result: it answers once the server
-    # has logged the timeout of this client's request.
+    # has logged the timeout of this client's request. (A 2026-07-28 client's LLM works
+    # between two requests, where the server cannot time it; the sealed state expires.)
     request_id = "gen-slow-client-llm"
     llm = ClientLlm(
         said(CLIENT_TEXT, CLIENT_MODEL),
         until=logged(stateful, f'"request_id":"{request_id}"', "llm_timeout"),
     )
     with anyio.fail_after(TIMEOUT):
-        async with mcp_client(stateful, stateful.key, llm, request_id) as client:
+        async with mcp_client(stateful, stateful.key, llm, request_id, mode="legacy") as client:
             started = time.monotonic()
             result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
             elapsed = time.monotonic() - started
@@ -222,15 +236,26 @@ async def test_arguments_that_do_not_fit_the_prompt_are_invalid_arguments(
     assert llm.received == []
 
 
-async def test_a_stateless_server_refuses_client_sampling_at_once_saying_why(
+async def test_a_stateless_server_refuses_legacy_client_sampling_at_once_saying_why(
     stateless: RunningServer,
 ) -> None:
     llm = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL))
     with anyio.fail_after(10):
-        async with mcp_client(stateless, stateless.key, llm) as client:
+        async with mcp_client(stateless, stateless.key, llm, mode="legacy") as client:
             result = await client.call_tool(TOOL, EXAMPLE, raise_on_error=False)
     assert result.is_error
     text = error_text(result.content)
     assert text.startswith("sampling_unavailable:")
     assert "stateless" in text
     assert llm.received == []
+
+
+async def test_a_stateless_server_samples_a_2026_07_28_clients_llm_in_its_answer(
+    stateless: RunningServer,
+) -> None:
+    llm = ClientLlm(said(CLIENT_TEXT, CLIENT_MODEL))
+    with anyio.fail_after(10):
+        async with mcp_client(stateless, stateless.key, llm) as client:
+            result = await client.call_tool(TOOL, EXAMPLE)
+    assert (result.structured_content or {})["route"] == "client"
+    assert len(llm.received) == 1

@@ -4,12 +4,15 @@ from collections.abc import Mapping
 
 import anyio
 import httpx
+import httpx2
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
-from mcp import ClientSession, McpError
+from mcp import Client as SdkClient
+from mcp import MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import INVALID_PARAMS, TextContent
+from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from infrastructure.catalog.loader import load_catalog
 from tests.e2e.inspector import json_document, run_inspector
@@ -61,32 +64,39 @@ async def test_fastmcp_client_gets_invalid_params_naming_the_argument(
 ) -> None:
     with anyio.fail_after(TIMEOUT):
         async with Client(StreamableHttpTransport(server.mcp_url, auth=server.key)) as client:
-            with pytest.raises(McpError) as raised:
+            with pytest.raises(MCPError) as raised:
                 await client.get_prompt("context_stack", {"task": "only the task"})
     assert raised.value.error.code == INVALID_PARAMS
     assert "domain" in raised.value.error.message
 
 
-async def test_official_sdk_client_initializes_lists_and_renders(server: RunningServer) -> None:
+@pytest.mark.parametrize("mode", ["auto", "2026-07-28", "legacy"])
+async def test_official_sdk_client_lists_and_renders_in_each_era(
+    server: RunningServer, mode: str
+) -> None:
     with anyio.fail_after(TIMEOUT):
         async with (
-            httpx.AsyncClient(headers=bearer(server.key), timeout=TIMEOUT) as http,
-            streamable_http_client(server.mcp_url, http_client=http) as (read, write, _),
-            ClientSession(read, write) as session,
+            httpx2.AsyncClient(headers=bearer(server.key), timeout=TIMEOUT) as http,
+            SdkClient(
+                streamable_http_client(server.mcp_url, http_client=http), mode=mode
+            ) as client,
         ):
-            initialized = await session.initialize()
-            assert initialized.serverInfo.name == "ctxfy"
-            listed = await session.list_prompts()
+            expected_version = "2026-07-28" if mode != "legacy" else LATEST_HANDSHAKE_VERSION
+            assert client.protocol_version == expected_version
+            if mode != "2026-07-28":  # a pinned client skips discovery: it asks nothing up front
+                assert client.server_info is not None
+                assert client.server_info.name == "ctxfy"
+            listed = await client.list_prompts()
             by_name = {p.name: p for p in listed.prompts}
             assert set(by_name) == {e.name for e in CATALOG}
             required = {a.name for a in by_name["context_stack"].arguments or [] if a.required}
             assert required == {"task", "domain"}
-            result = await session.get_prompt("context_stack", wire_arguments(EXAMPLE))
+            result = await client.get_prompt("context_stack", wire_arguments(EXAMPLE))
             content = result.messages[0].content
             assert isinstance(content, TextContent)
             assert content.text == expected_text("context_stack", EXAMPLE)
-            with pytest.raises(McpError) as raised:
-                await session.get_prompt("no_such_prompt", {})
+            with pytest.raises(MCPError) as raised:
+                await client.get_prompt("no_such_prompt", {})
             assert raised.value.error.code == INVALID_PARAMS
 
 

@@ -1,5 +1,6 @@
-"""``ClientSamplingLlm`` and ``client_sampling`` through a real FastMCP server and an in-memory
-``fastmcp.Client`` whose sampling handler is a deterministic fake LLM."""
+"""The client-sampling adapters through a real FastMCP server and an in-memory ``fastmcp.Client``
+whose sampling handler is a deterministic fake LLM: ``ClientSamplingLlm`` on legacy sessions,
+``input_request`` and ``AnsweredSamplingLlm`` for 2026-07-28 round trips."""
 
 import math
 from collections.abc import Awaitable, Callable
@@ -9,9 +10,8 @@ from typing import Any
 import anyio
 import pytest
 from fastmcp import Client, Context, FastMCP
+from fastmcp.client.sampling import RequestContext
 from mcp import ClientSession
-from mcp.server.session import ServerSession
-from mcp.shared.context import RequestContext
 from mcp.types import CreateMessageRequestParams as SamplingParams
 from mcp.types import (
     CreateMessageResult,
@@ -39,6 +39,7 @@ from infrastructure.llm.client_sampling import ClientSamplingLlm, client_samplin
 from tests.fakes import ClientLlm, SamplingAnswer, said
 
 pytestmark = pytest.mark.anyio
+MODERN = "2026-07-28"
 
 ASK = LlmRequest(messages=(LlmMessage("user", "Summarise this."),), max_tokens=64)
 
@@ -94,13 +95,13 @@ async def generate(
             handler.released.set()
 
     with anyio.fail_after(5):
-        async with Client(server, sampling_handler=handler) as client:
+        async with Client(server, sampling_handler=handler, mode="legacy") as client:
             await client.call_tool("write", {})
     [outcome] = outcomes
     return outcome
 
 
-async def offered(handler: Handler | None, *, stateless: bool) -> ClientSampling:
+async def offered(handler: Handler | None, *, stateless: bool, mode: str) -> ClientSampling:
     server = FastMCP("t")
 
     @server.tool
@@ -108,7 +109,7 @@ async def offered(handler: Handler | None, *, stateless: bool) -> ClientSampling
         return client_sampling(ctx, stateless=stateless)
 
     with anyio.fail_after(5):
-        async with Client(server, sampling_handler=handler) as client:
+        async with Client(server, sampling_handler=handler, mode=mode) as client:
             result = await client.call_tool("probe", {})
     return ClientSampling(result.data)
 
@@ -138,29 +139,30 @@ async def test_every_setting_reaches_the_clients_llm() -> None:
         ("assistant", TextContent(type="text", text="A1")),
         ("user", TextContent(type="text", text="Q2")),
     ]
-    assert (params.systemPrompt, params.temperature, params.maxTokens) == ("Be brief.", 0.2, 100)
-    assert params.modelPreferences == McpModelPreferences(
+    assert (params.system_prompt, params.temperature, params.max_tokens) == ("Be brief.", 0.2, 100)
+    assert params.model_preferences == McpModelPreferences(
         hints=[ModelHint(name="claude-haiku"), ModelHint(name="gpt-small")],
         costPriority=0.9,
         speedPriority=0.5,
         intelligencePriority=0.1,
     )
-    assert (params.tools, params.toolChoice, params.includeContext) == (None, None, None)
+    assert (params.tools, params.tool_choice, params.include_context) == (None, None, None)
 
 
 async def test_settings_the_request_leaves_unset_are_left_to_the_client() -> None:
     llm = ClientLlm()
     await generate(llm, ASK)
     [params] = llm.received
-    assert (params.systemPrompt, params.temperature, params.modelPreferences) == (None, None, None)
-    assert params.maxTokens == 64
+    unset = (params.system_prompt, params.temperature, params.model_preferences)
+    assert unset == (None, None, None)
+    assert params.max_tokens == 64
 
 
 async def test_preferences_without_hints_send_only_priorities() -> None:
     llm = ClientLlm()
     preferences = ModelPreferences(speed_priority=1.0)
     await generate(llm, LlmRequest(messages=ASK.messages, model_preferences=preferences))
-    assert llm.received[0].modelPreferences == McpModelPreferences(speedPriority=1.0)
+    assert llm.received[0].model_preferences == McpModelPreferences(speedPriority=1.0)
 
 
 async def test_a_completion_carries_the_clients_text_and_model_and_no_token_counts() -> None:
@@ -193,17 +195,21 @@ async def test_a_client_without_sampling_is_unavailable() -> None:
 
 
 @pytest.mark.parametrize(
-    ("handler", "stateless", "expected"),
+    ("handler", "stateless", "mode", "expected"),
     [
-        (None, False, ClientSampling.NOT_OFFERED),
-        (ClientLlm(), False, ClientSampling.AVAILABLE),
-        (ClientLlm(), True, ClientSampling.STATELESS),  # even though the client could
+        (None, False, "legacy", ClientSampling.NOT_OFFERED),
+        (ClientLlm(), False, "legacy", ClientSampling.AVAILABLE),
+        (ClientLlm(), True, "legacy", ClientSampling.STATELESS),  # even though the client could
+        (None, False, MODERN, ClientSampling.NOT_OFFERED),
+        (ClientLlm(), False, MODERN, ClientSampling.AVAILABLE),
+        (ClientLlm(), True, MODERN, ClientSampling.AVAILABLE),  # asked in the answer, not back
+        (None, True, MODERN, ClientSampling.NOT_OFFERED),
     ],
 )
 async def test_client_sampling_reports_whether_the_client_can_lend_its_llm(
-    handler: Handler | None, stateless: bool, expected: ClientSampling
+    handler: Handler | None, stateless: bool, mode: str, expected: ClientSampling
 ) -> None:
-    assert await offered(handler, stateless=stateless) is expected
+    assert await offered(handler, stateless=stateless, mode=mode) is expected
 
 
 def test_the_stateless_answer_does_not_touch_the_session() -> None:
@@ -252,26 +258,6 @@ async def test_a_block_list_answer_to_a_request_without_tools_is_malformed() -> 
     assert "malformed" in str(outcome)
 
 
-async def test_the_text_blocks_of_a_server_side_fallback_handler_are_joined() -> None:
-    # FastMCP answers for a client that cannot sample when the server has its own handler.
-    async def fallback(
-        messages: list[SamplingMessage],
-        params: SamplingParams,
-        context: RequestContext[ServerSession, Any],
-    ) -> Answer:
-        return blocks("A ", "summary.")
-
-    completion = await generate(None, server=FastMCP("t", sampling_handler=fallback))
-    assert isinstance(completion, LlmCompletion)
-    assert completion.text == "A summary."
-
-
-async def test_a_misconfigured_server_fails_without_leaking_fastmcps_message() -> None:
-    outcome = await generate(ClientLlm(), server=FastMCP("t", sampling_handler_behavior="always"))
-    assert isinstance(outcome, SamplingFailed)
-    assert str(outcome) == "Sampling the client's LLM failed (ValueError)"
-
-
 async def test_a_client_whose_llm_never_answers_times_out_promptly() -> None:
     # generate's own fail_after(5) bounds the wait, so a timeout not honoured fails the test.
     outcome = await generate(StalledClientLlm(), llm_timeout=0.2)
@@ -292,7 +278,7 @@ async def test_cancelling_the_caller_is_not_turned_into_an_llm_error() -> None:
         stalled.released.set()
 
     with anyio.fail_after(5):
-        async with Client(server, sampling_handler=stalled) as client:
+        async with Client(server, sampling_handler=stalled, mode="legacy") as client:
             await client.call_tool("write", {})
     assert seen == ["cancelled"]
 

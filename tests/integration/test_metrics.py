@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool
-from mcp import McpError
+from mcp import MCPError
 from mcp.types import INVALID_PARAMS
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -162,22 +162,25 @@ async def test_mcp_over_http_is_one_handler_whichever_path_the_client_uses(
     assert scraped.value("http_requests_total", handler="/mcp", method="POST", status="2xx") >= 2
 
 
+@pytest.mark.parametrize(
+    ("mode", "opening"), [("legacy", "initialize"), ("auto", "server/discover")]
+)
 async def test_mcp_requests_are_counted_by_method_bounded_name_and_outcome(
-    app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient, mode: str, opening: str
 ) -> None:
     with anyio.fail_after(10):
-        async with mcp_over_http(app, key=await issue_key(app)) as mcp:
+        async with mcp_over_http(app, key=await issue_key(app), mode=mode) as mcp:
             await mcp.list_prompts()
             await mcp.get_prompt("context_stack", CONTEXT_STACK)
             for name, arguments in [("context_stack", {}), ("x" * 64, CONTEXT_STACK)]:
-                with pytest.raises(McpError) as refused:
+                with pytest.raises(MCPError) as refused:
                     await mcp.get_prompt(name, arguments)
                 # Counting changes nothing the client sees.
                 assert refused.value.error.code == INVALID_PARAMS
 
     scraped = await scrape(client)
     assert scraped.labelled("ctxfy_mcp_requests_total", "method", "name", "outcome") == {
-        ("initialize", "", "ok"): 1,
+        (opening, "", "ok"): 1,
         ("prompts/list", "", "ok"): 1,
         ("prompts/get", "context_stack", "ok"): 1,
         ("prompts/get", "context_stack", "error"): 1,
