@@ -20,12 +20,14 @@ FROM python:3.13-slim
 RUN groupadd --system --gid 10001 ctxfy \
  && useradd --system --uid 10001 --gid ctxfy --no-create-home --shell /usr/sbin/nologin ctxfy
 COPY --from=build /opt/venv /opt/venv
+# /mcp answers only to the CTXFY_ALLOWED_HOSTS names: set those clients use (prod requires it).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CTXFY_ENV=prod \
     CTXFY_HOST=0.0.0.0 \
-    CTXFY_PORT=8000
+    CTXFY_PORT=8000 \
+    CTXFY_ALLOWED_HOSTS=localhost,127.0.0.1
 WORKDIR /home/ctxfy
 USER ctxfy:ctxfy
 EXPOSE 8000

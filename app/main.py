@@ -12,6 +12,7 @@ from app.http.auth import AuthMiddleware
 from app.http.errors import install_error_handlers
 from app.http.http_metrics import HttpMetricsMiddleware
 from app.http.mcp_path import McpPathMiddleware
+from app.http.origin import OriginGuardMiddleware, policy_from
 from app.http.request_context import RequestContextMiddleware
 from app.http.routes import health, keys, metrics, prompts
 from app.settings import Settings
@@ -32,14 +33,20 @@ write the finished document (`write` scope).
 """
 
 
-def middleware_stack(state: AppState) -> list[Middleware]:
+def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
     """Every HTTP middleware, outermost first; each one is pure ASGI."""
+    origins = policy_from(
+        allowed_hosts=settings.host_allowlist,
+        allowed_origins=settings.origin_allowlist,
+        bind_host=settings.host,
+    )
     return [
         # Outermost, so HTTP metrics time every other layer and count auth refusals, and
         # see /mcp before the path rewrite.
         Middleware(HttpMetricsMiddleware, registry=state.metrics.registry, mount=MCP_PATH),
         Middleware(RequestContextMiddleware),
         Middleware(McpPathMiddleware, path=MCP_PATH),
+        Middleware(OriginGuardMiddleware, policy=origins, path=MCP_PATH),
         Middleware(
             AuthMiddleware,
             authenticator=state.authenticator,
@@ -72,7 +79,7 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
-        middleware=middleware_stack(state),
+        middleware=middleware_stack(state, settings),
     )
     app.state.ctxfy = state
     install_error_handlers(app)

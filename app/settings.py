@@ -1,5 +1,6 @@
 """Runtime settings: environment variables with the ``CTXFY_`` prefix, or a ``.env`` file."""
 
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal, Self
 
@@ -14,6 +15,13 @@ type LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 MIN_STATE_KEY_LENGTH = 32
+
+
+def _is_loopback_bind(host: str) -> bool:
+    try:
+        return host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _split(keys: SecretStr) -> tuple[str, ...]:
@@ -47,6 +55,17 @@ class Settings(BaseSettings):
         False,
         description="Stateless streamable HTTP with JSON responses (scale-out mode). "
         "Stateful with SSE responses otherwise; only stateful can sample the client's LLM.",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated Host names /mcp answers to (patterns like *.example.com; "
+        "with or without :port). Empty: loopback names when bound to loopback, else any "
+        "(refused in prod).",
+    )
+    allowed_origins: str = Field(
+        "",
+        description="Comma-separated browser origins (scheme://host[:port]) that may call "
+        "/mcp. Empty: loopback pages for a loopback server, else pages of the Host itself.",
     )
     mcp_list_cache_seconds: int = Field(
         60,
@@ -167,6 +186,16 @@ class Settings(BaseSettings):
         return keys
 
     @property
+    def host_allowlist(self) -> tuple[str, ...]:
+        """``allowed_hosts`` as a list."""
+        return tuple(h.strip() for h in self.allowed_hosts.split(",") if h.strip())
+
+    @property
+    def origin_allowlist(self) -> tuple[str, ...]:
+        """``allowed_origins`` as a list."""
+        return tuple(o.strip() for o in self.allowed_origins.split(",") if o.strip())
+
+    @property
     def state_keys(self) -> tuple[str, ...]:
         """The request-state keys, first sealing; empty when each process makes its own."""
         return _split(self.mcp_state_keys) if self.mcp_state_keys is not None else ()
@@ -201,6 +230,11 @@ class Settings(BaseSettings):
             raise UnsafeSettings(
                 "CTXFY_DEBUG=true is refused when CTXFY_ENV=prod: debug mode "
                 "returns tracebacks to clients"
+            )
+        if not self.host_allowlist and not _is_loopback_bind(self.host):
+            raise UnsafeSettings(
+                f"CTXFY_ALLOWED_HOSTS must name the hosts clients use when CTXFY_ENV=prod "
+                f"binds {self.host}: without it /mcp cannot tell DNS-rebinding requests apart"
             )
         if self.workers > 1 and self.mcp_state_keys is None:
             raise UnsafeSettings(
