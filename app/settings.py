@@ -160,6 +160,11 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case_level(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: SecretStr) -> SecretStr:

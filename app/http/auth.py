@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.http.errors import response_for, unauthorized
 from app.http.request_context import access_line
-from app.http.security import PRINCIPAL
+from app.http.security import PRINCIPAL, AmbiguousCredentials
 from app.services.authenticator import AuthenticationFailed, Authenticator, FailureReason
 from domain.keys import Principal
 from domain.ports import KeyStoreUnavailable
@@ -42,18 +42,24 @@ def is_public(path: str) -> bool:
 def credential(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The presented key from ``Authorization: Bearer`` or ``X-API-Key``; never the query.
 
-    Two different keys in the two headers are refused as an empty credential.
+    Raises:
+        AmbiguousCredentials: a header is repeated, or the two name different keys — a
+            proxy that checked one of them must not be outvoted by the other.
     """
     bearer: str | None = None
     api_key: str | None = None
     for name, value in headers:
         if name == b"authorization":
+            if bearer is not None:
+                raise AmbiguousCredentials("Send one Authorization header.")
             scheme, _, token = value.decode("latin-1").partition(" ")
             bearer = token.strip() if scheme.lower() == "bearer" else ""
         elif name == b"x-api-key":
+            if api_key is not None:
+                raise AmbiguousCredentials("Send one X-API-Key header.")
             api_key = value.decode("latin-1").strip()
     if bearer is not None and api_key is not None and bearer != api_key:
-        return ""
+        raise AmbiguousCredentials("Authorization and X-API-Key name different keys.")
     return bearer if bearer is not None else api_key
 
 
@@ -97,7 +103,12 @@ class AuthMiddleware:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
-        presented = credential(scope["headers"])
+        try:
+            presented = credential(scope["headers"])
+        except AmbiguousCredentials as ambiguous:
+            self._count(scope, FailureReason.AMBIGUOUS, None)
+            await response_for(ambiguous)(scope, receive, send)
+            return
         if not presented:
             await self._refuse(scope, receive, send, FailureReason.MISSING, presented is not None)
             return
@@ -131,9 +142,12 @@ class AuthMiddleware:
         sent: bool,
         key_id: str | None = None,
     ) -> None:
+        self._count(scope, reason, key_id)
+        await unauthorized(sent_credential=sent)(scope, receive, send)
+
+    def _count(self, scope: Scope, reason: FailureReason, key_id: str | None) -> None:
         if self.on_failure is not None:
             self.on_failure(reason.value)
         line = access_line(scope)
         if line is not None:
             line.denied(reason.value, key_id)
-        await unauthorized(sent_credential=sent)(scope, receive, send)

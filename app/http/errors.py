@@ -20,9 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.http.security import (
     UNAUTHORIZED_MESSAGE,
+    AmbiguousCredentials,
     InsufficientScope,
     NotAuthenticated,
     challenge,
+    invalid_request_challenge,
     scope_challenge,
 )
 from domain.errors import (
@@ -120,6 +122,12 @@ ERRORS: tuple[ErrorRule, ...] = (
         message="The prompt could not be rendered with these arguments.",
     ),
     ErrorRule(PromptNotFound, 404, "no prompt of that name"),
+    ErrorRule(
+        AmbiguousCredentials,
+        400,
+        "more than one credential was sent (a repeated header, or two different keys)",
+        headers=lambda _: {"WWW-Authenticate": invalid_request_challenge()},
+    ),
     ErrorRule(
         NotAuthenticated,
         401,

@@ -20,6 +20,11 @@ def challenge(*, sent_credential: bool) -> str:
     return f'{REALM}, error="invalid_token"' if sent_credential else REALM
 
 
+def invalid_request_challenge() -> str:
+    """The ``WWW-Authenticate`` value of a 400 for a request that is not one credential."""
+    return f'{REALM}, error="invalid_request"'
+
+
 def scope_challenge(needed: Scope) -> str:
     """The ``WWW-Authenticate`` value of a 403 for a missing scope."""
     return f'{REALM}, error="insufficient_scope", scope="{needed.value}"'
@@ -33,6 +38,12 @@ class InsufficientScope(CtxfyError):
     def __init__(self, needed: Scope) -> None:
         super().__init__(f"This operation needs the {needed.value!r} scope.")
         self.needed = needed
+
+
+class AmbiguousCredentials(CtxfyError):
+    """More than one credential was presented, so which one counts is unclear."""
+
+    code = "ambiguous_credentials"
 
 
 class NotAuthenticated(CtxfyError):

@@ -28,6 +28,7 @@ class FailureReason(StrEnum):
     """Why authentication failed; never shown to clients, only logged and counted."""
 
     MISSING = "missing"
+    AMBIGUOUS = "ambiguous"  # repeated headers, or two different keys
     MALFORMED = "malformed"
     UNKNOWN = "unknown"
     WRONG_SECRET = "wrong_secret"  # noqa: S105 — a reason label, not a secret

@@ -218,3 +218,8 @@ def test_the_server_llm_is_built_only_when_configured() -> None:
     )
     assert llm is not None
     assert (llm.model, llm.total_timeout) == ("gpt-test", 9)
+
+
+@pytest.mark.parametrize("level", ["info", "Warning", "DEBUG"])
+def test_log_levels_are_accepted_in_any_case(level: str) -> None:
+    assert Settings(log_level=level).log_level == level.upper()
