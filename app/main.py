@@ -11,6 +11,7 @@ from app.bootstrap import Overrides, bootstrap
 from app.http.auth import AuthMiddleware
 from app.http.errors import install_error_handlers
 from app.http.http_metrics import HttpMetricsMiddleware
+from app.http.limits import BodyLimitMiddleware, BodyLimits
 from app.http.mcp_path import McpPathMiddleware
 from app.http.origin import OriginGuardMiddleware, policy_from
 from app.http.request_context import RequestContextMiddleware
@@ -51,6 +52,12 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
             AuthMiddleware,
             authenticator=state.authenticator,
             on_failure=state.metrics.auth_failed,
+        ),
+        # Innermost: only authenticated requests get their body read, up to its cap.
+        Middleware(
+            BodyLimitMiddleware,
+            limits=BodyLimits(rest=settings.max_body_bytes, mcp=settings.mcp_max_body_bytes),
+            mcp_path=MCP_PATH,
         ),
     ]
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="Stateless streamable HTTP with JSON responses (scale-out mode). "
         "Stateful with SSE responses otherwise; only stateful can sample the client's LLM.",
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest REST request body."
+    )
+    mcp_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest /mcp request body."
+    )
     allowed_hosts: str = Field(
         "",
         description="Comma-separated Host names /mcp answers to (patterns like *.example.com; "
