@@ -11,6 +11,7 @@ from app.bootstrap import Overrides, bootstrap
 from app.http.auth import AuthMiddleware
 from app.http.errors import install_error_handlers
 from app.http.http_metrics import HttpMetricsMiddleware
+from app.http.jsonrpc_guard import JsonRpcGuardMiddleware
 from app.http.limits import BodyLimitMiddleware, BodyLimits
 from app.http.mcp_path import McpPathMiddleware
 from app.http.origin import OriginGuardMiddleware, policy_from
@@ -59,6 +60,7 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
             limits=BodyLimits(rest=settings.max_body_bytes, mcp=settings.mcp_max_body_bytes),
             mcp_path=MCP_PATH,
         ),
+        Middleware(JsonRpcGuardMiddleware, path=MCP_PATH),
     ]
 
 

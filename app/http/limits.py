@@ -60,7 +60,7 @@ class BodyLimitMiddleware:
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away mid-body
-                await self.app(scope, _replay(message, receive), send)
+                await self.app(scope, replay(message, receive), send)
                 return
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
@@ -72,7 +72,7 @@ class BodyLimitMiddleware:
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
-        await self.app(scope, _replay(whole, receive), send)
+        await self.app(scope, replay(whole, receive), send)
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, mcp: bool, status: int
@@ -90,7 +90,7 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _replay(first: Message, receive: Receive) -> Receive:
+def replay(first: Message, receive: Receive) -> Receive:
     """A ``receive`` that answers ``first`` once, then whatever the client sends next."""
     pending: list[Message] = [first]
 

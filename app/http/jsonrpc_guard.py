@@ -1,0 +1,77 @@
+"""Malformed MCP messages are the client's error, answered alike in both protocol eras.
+
+Before the MCP SDK sees a POST to ``/mcp``, its body must be one JSON-RPC 2.0 message: a
+request or notification (``method``), or a response to a server request (``result`` or
+``error`` with an ``id``). Anything else is 400 with a fixed JSON-RPC error that never echoes
+what was sent (the SDK's own validation messages quote the input). Runs after the body
+limit, so the body arrives whole.
+"""
+
+import orjson
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.http.limits import replay
+
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+MAX_ID_LENGTH = 256
+
+
+def problem(body: bytes) -> tuple[int, str] | None:
+    """The JSON-RPC error code and message for ``body``, or ``None`` if it is one message."""
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return PARSE_ERROR, "Parse error: the body is not valid JSON (UTF-8, nesting ≤ 1024)."
+    if not isinstance(message, dict):
+        return INVALID_REQUEST, "Invalid request: send one JSON-RPC 2.0 message object."
+    if message.get("jsonrpc") != "2.0":
+        return INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0".'
+    request_id = message.get("id")
+    if request_id is not None and (
+        isinstance(request_id, bool)
+        or not isinstance(request_id, int | str)
+        or (isinstance(request_id, str) and len(request_id) > MAX_ID_LENGTH)
+    ):
+        return (
+            INVALID_REQUEST,
+            f"Invalid request: an id is an integer or a short string (≤ {MAX_ID_LENGTH}).",
+        )
+    method = message.get("method")
+    if method is not None:
+        if not isinstance(method, str):
+            return INVALID_REQUEST, 'Invalid request: "method" must be a string.'
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict | list):
+            return INVALID_REQUEST, 'Invalid request: "params" must be an object.'
+        return None
+    if "id" in message and ("result" in message or "error" in message):
+        return None  # a client's answer to a request of the server (legacy sessions)
+    return INVALID_REQUEST, 'Invalid request: a message needs a "method".'
+
+
+class JsonRpcGuardMiddleware:
+    """Answers malformed JSON-RPC bodies on ``/mcp`` with 400 and a fixed error."""
+
+    def __init__(self, app: ASGIApp, *, path: str = "/mcp") -> None:
+        self.app = app
+        self.path = path
+        self.prefix = path + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not (path == self.path or path.startswith(self.prefix))
+        ):
+            await self.app(scope, receive, send)
+            return
+        first = await receive()
+        found = problem(first.get("body", b"")) if first["type"] == "http.request" else None
+        if found is None:
+            await self.app(scope, replay(first, receive), send)
+            return
+        code, text = found
+        body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": text}}
+        await JSONResponse(body, status_code=400)(scope, receive, send)
