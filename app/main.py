@@ -17,6 +17,7 @@ from app.http.mcp_path import McpPathMiddleware
 from app.http.origin import OriginGuardMiddleware, policy_from
 from app.http.request_context import RequestContextMiddleware
 from app.http.routes import health, keys, metrics, prompts
+from app.http.security_headers import SecurityHeadersMiddleware
 from app.settings import Settings
 from app.state import AppState
 from infrastructure.logging import configure_logging
@@ -47,6 +48,7 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
         # see /mcp before the path rewrite.
         Middleware(HttpMetricsMiddleware, registry=state.metrics.registry, mount=MCP_PATH),
         Middleware(RequestContextMiddleware),
+        Middleware(SecurityHeadersMiddleware),
         Middleware(McpPathMiddleware, path=MCP_PATH),
         Middleware(OriginGuardMiddleware, policy=origins, path=MCP_PATH),
         Middleware(
