@@ -107,7 +107,7 @@ class AuthMiddleware:
             presented = credential(scope["headers"])
         except AmbiguousCredentials as ambiguous:
             self._count(scope, FailureReason.AMBIGUOUS, None)
-            await response_for(ambiguous)(scope, receive, send)
+            await response_for(ambiguous, scope)(scope, receive, send)
             return
         if not presented:
             await self._refuse(scope, receive, send, FailureReason.MISSING, presented is not None)
@@ -122,7 +122,7 @@ class AuthMiddleware:
             return
         except KeyStoreUnavailable as exc:
             logger.error("auth_store_unavailable", path=scope["path"])
-            await response_for(exc)(scope, receive, send)
+            await response_for(exc, scope)(scope, receive, send)
             return
         line = access_line(scope)
         if line is not None:
@@ -143,7 +143,7 @@ class AuthMiddleware:
         key_id: str | None = None,
     ) -> None:
         self._count(scope, reason, key_id)
-        await unauthorized(sent_credential=sent)(scope, receive, send)
+        await unauthorized(scope, sent_credential=sent)(scope, receive, send)
 
     def _count(self, scope: Scope, reason: FailureReason, key_id: str | None) -> None:
         if self.on_failure is not None:

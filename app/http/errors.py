@@ -17,7 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
+from app.http.request_context import REQUEST_ID
 from app.http.security import (
     UNAUTHORIZED_MESSAGE,
     AmbiguousCredentials,
@@ -70,6 +72,9 @@ class ErrorBody(BaseModel):
     error: str = Field(description="Machine-readable error code.", examples=["prompt_not_found"])
     message: str = Field(description="What went wrong, for people.")
     details: list[ErrorDetail] = Field(default_factory=list)
+    request_id: str | None = Field(
+        None, description="The request's X-Request-ID, to quote when asking about it."
+    )
 
 
 def _no_headers(_: Any) -> dict[str, str]:
@@ -196,21 +201,27 @@ def error_response(
     message: str,
     details: Iterable[FieldError] = (),
     headers: Mapping[str, str] | None = None,
+    *,
+    scope: Scope | None = None,
 ) -> JSONResponse:
-    """The JSON error response; the only place REST error bodies are built."""
+    """The JSON error response; the only place REST error bodies are built.
+
+    ``scope`` is the request's, so the body names its request id.
+    """
     body = ErrorBody(
         error=error,
         message=message,
         details=[ErrorDetail(field=d.field, message=d.message, type=d.type) for d in details],
+        request_id=scope.get(REQUEST_ID) if scope is not None else None,
     )
     return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
 
 
-def response_for(exc: CtxfyError) -> JSONResponse:
+def response_for(exc: CtxfyError, scope: Scope | None = None) -> JSONResponse:
     """The REST answer to ``exc``, as its rule says (502 ``error`` if it has none)."""
     rule = rule_for(type(exc))
     if rule is None:
-        return error_response(502, exc.code, str(exc))
+        return error_response(502, exc.code, str(exc), scope=scope)
     details = exc.errors if isinstance(exc, InvalidArguments) else ()
     return error_response(
         rule.status,
@@ -218,16 +229,18 @@ def response_for(exc: CtxfyError) -> JSONResponse:
         rule.message or str(exc),
         details,
         headers=rule.headers(exc),
+        scope=scope,
     )
 
 
-def unauthorized(*, sent_credential: bool) -> JSONResponse:
+def unauthorized(scope: Scope, *, sent_credential: bool) -> JSONResponse:
     """The 401 every kind of bad or missing key gets: one body, so it tells nothing."""
     return error_response(
         401,
         NotAuthenticated.code,
         UNAUTHORIZED_MESSAGE,
         headers={"WWW-Authenticate": challenge(sent_credential=sent_credential)},
+        scope=scope,
     )
 
 
@@ -291,7 +304,7 @@ def _code_for(status: int) -> str:
         return "http_error"
 
 
-async def _ctxfy_error(_: Request, exc: Exception) -> JSONResponse:
+async def _ctxfy_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, CtxfyError):  # registered only for CtxfyError classes
         raise exc
     if isinstance(exc, PromptRenderError):
@@ -299,7 +312,7 @@ async def _ctxfy_error(_: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, KeyStoreUnavailable):
         logger.error("key_store_unavailable", error=type(exc).__name__)
     # LLM failures were logged by the generator; messages never carry upstream bodies.
-    return response_for(exc)
+    return response_for(exc, request.scope)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -309,20 +322,30 @@ def install_error_handlers(app: FastAPI) -> None:
             app.add_exception_handler(rule.error, _ctxfy_error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_exception(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else _code_for(exc.status_code)
         return error_response(
-            exc.status_code, _code_for(exc.status_code), message, headers=exc.headers
+            exc.status_code,
+            _code_for(exc.status_code),
+            message,
+            headers=exc.headers,
+            scope=request.scope,
         )
 
     @app.exception_handler(RequestValidationError)
-    async def request_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         rule = _BY_TYPE[RequestValidationError]
         return error_response(
-            rule.status, rule.error_code, rule.message or "", _request_field_errors(exc)
+            rule.status,
+            rule.error_code,
+            rule.message or "",
+            _request_field_errors(exc),
+            scope=request.scope,
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled_error", exc_info=exc)
-        return error_response(500, "internal_error", "An unexpected error occurred.")
+        return error_response(
+            500, "internal_error", "An unexpected error occurred.", scope=request.scope
+        )

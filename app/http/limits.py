@@ -84,7 +84,11 @@ class BodyLimitMiddleware:
         else:
             message = "Send the request body uncompressed (Content-Encoding: identity)."
             code = "unsupported_media_type"
-        response = _mcp_refusal(status, message) if mcp else error_response(status, code, message)
+        response = (
+            _mcp_refusal(status, message)
+            if mcp
+            else error_response(status, code, message, scope=scope)
+        )
         # The rest of the body is not read: the connection closes after the answer.
         response.headers["connection"] = "close"
         await response(scope, receive, send)

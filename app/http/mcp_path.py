@@ -5,6 +5,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 MCP_ACCEPT = b"application/json, text/event-stream"
 
 
+# Headers the SDK compares with the body byte for byte; HTTP says surrounding spaces and
+# tabs are not part of a value, and some parsers keep the trailing ones.
+_COMPARED = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
+_OWS = b" \t"
+
+
+def _trim(headers: list[tuple[bytes, bytes]]) -> None:
+    """Strip optional whitespace around the compared headers, in place."""
+    for index, (name, value) in enumerate(headers):
+        if name in _COMPARED and value != (stripped := value.strip(_OWS)):
+            headers[index] = (name, stripped)
+
+
 def _accepts_anything(headers: list[tuple[bytes, bytes]]) -> int | None:
     """Index of an ``Accept: */*`` header, ``-1`` when there is none, ``None`` otherwise."""
     for index, (name, value) in enumerate(headers):
@@ -19,7 +32,8 @@ class McpPathMiddleware:
     Starlette mounts only match below the mount point, so a POST to ``/mcp`` would be
     redirected; rewriting the path keeps POST bodies and streams intact. A request that
     accepts anything (no ``Accept``, or ``*/*`` as plain curl sends) is told the two media
-    types streamable HTTP answers with, instead of being refused with 406.
+    types streamable HTTP answers with, instead of being refused with 406. The MCP headers
+    the SDK compares with the body lose surrounding whitespace.
     """
 
     def __init__(self, app: ASGIApp, path: str = "/mcp") -> None:
@@ -44,5 +58,6 @@ class McpPathMiddleware:
                     headers[index] = (b"accept", MCP_ACCEPT)
                 else:
                     headers.append((b"accept", MCP_ACCEPT))
-                scope["headers"] = headers
+            _trim(headers)
+            scope["headers"] = headers
         await self.app(scope, receive, send)

@@ -101,6 +101,7 @@ async def test_the_x_api_key_header_authenticates_like_bearer(app: FastAPI) -> N
 
 async def test_every_refused_key_gets_one_identical_401_on_rest_and_mcp(app: FastAPI) -> None:
     answers: dict[str, tuple[int, str | None, bytes]] = {}
+    request_ids: set[str] = set()
     async with serving(app, scope=None) as client:
         for kind in REFUSED_KINDS:
             key = await refused_key(app, kind)
@@ -112,19 +113,25 @@ async def test_every_refused_key_gets_one_identical_401_on_rest_and_mcp(app: Fas
                         MCP_MOUNT, json={}, headers={**MCP_ACCEPT, header: value}
                     )
                 for surface, response in (("rest", rest), ("mcp", mcp)):
+                    # Only the request id differs: it names this request, not the key.
+                    request_id = response.json()["request_id"]
+                    assert request_id == response.headers["x-request-id"]
+                    request_ids.add(request_id)
                     answers[f"{kind} {header} {surface}"] = (
                         response.status_code,
                         response.headers.get("www-authenticate"),
-                        response.content,
+                        response.content.replace(request_id.encode(), b"<request id>"),
                     )
 
     assert len(set(answers.values())) == 1, answers
+    assert len(request_ids) == len(answers)
     status, challenge, body = next(iter(answers.values()))
     assert (status, challenge) == (401, INVALID_TOKEN)
     assert httpx.Response(401, content=body).json() == {
         "error": "unauthorized",
         "message": "A valid API key is required (Authorization: Bearer or X-API-Key).",
         "details": [],
+        "request_id": "<request id>",
     }
 
 

@@ -97,6 +97,7 @@ async def test_describing_a_prompt_documents_its_404_with_the_error_body(
         "error",
         "message",
         "details",
+        "request_id",
     }
 
 

@@ -65,6 +65,7 @@ async def post(client: httpx.AsyncClient, path: str, body: object) -> httpx.Resp
 def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
+    assert body.pop("request_id") == response.headers["x-request-id"]
     assert set(body) == {"error", "message", "details"}
     return body
 

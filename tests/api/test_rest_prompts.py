@@ -75,7 +75,12 @@ async def test_describing_an_unknown_prompt_is_a_404_with_the_error_body(
 
     assert response.status_code == 404
     body = response.json()
-    assert body == {"error": "prompt_not_found", "message": body["message"], "details": []}
+    assert body == {
+        "error": "prompt_not_found",
+        "message": body["message"],
+        "details": [],
+        "request_id": response.headers["x-request-id"],
+    }
     assert "no_such_prompt" in body["message"]
 
 

@@ -253,7 +253,7 @@ def test_an_upstream_error_status_becomes_a_coded_gateway_error(
     upstream.fail(upstream_status, retry_after="1" if upstream_status == 429 else None)
     response = generate(server)
     assert (response.status_code, response.json()["error"]) == (status, error)
-    assert set(response.json()) == {"error", "message", "details"}
+    assert set(response.json()) == {"error", "message", "details", "request_id"}
     assert UPSTREAM_KEY not in response.text
     assert len(upstream.requests) == 1
 
