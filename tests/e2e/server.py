@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STARTUP_LINE = "Application startup complete"
+# Both must appear: the app's lifespan has run, and (logged after it) the port is bound.
+STARTUP_LINES = ("Application startup complete", "Uvicorn running on")
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
@@ -125,7 +126,7 @@ def running_server(
             if line is None:
                 raise RuntimeError("server exited during start-up:\n" + "\n".join(server.lines))
             server.lines.append(line)
-            if STARTUP_LINE in line:
+            if all(any(wanted in seen for seen in server.lines) for wanted in STARTUP_LINES):
                 break
         drainer = threading.Thread(target=_drain, args=(lines, server), daemon=True)
         drainer.start()
