@@ -2,7 +2,7 @@
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -19,6 +19,21 @@ from infrastructure.metrics import Metrics
 def verifications(metrics: Metrics) -> float:
     """How many argon2 verifications ``metrics`` has counted."""
     return metrics.registry.get_sample_value("ctxfy_auth_verifications_total") or 0.0
+
+
+START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    """Wall time and monotonic time, moved together and only by the test."""
+
+    wall: datetime = START
+    mono: float = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
 
 
 class SwitchableKeyStore:

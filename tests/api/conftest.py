@@ -1,5 +1,6 @@
 """Fixtures: apps built by ``create_app()`` and clients that reach them in-process."""
 
+import io
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +12,8 @@ from fastmcp.client.transports import FastMCPTransport
 from app.main import create_app
 from app.settings import Settings
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.logging import configure_logging
+from infrastructure.metrics import MULTIPROC_ENV
 from tests.api.harness import asgi_client, serving
 
 
@@ -23,6 +26,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(autouse=True)
 def _hermetic(hermetic_settings: None) -> None:
     """Every API test runs with hermetic settings (see ``tests/conftest.py``)."""
+
+
+@pytest.fixture
+def log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """The app's JSON log lines, captured; metrics are this process's alone."""
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    stream = io.StringIO()
+    configure_logging(level="INFO", fmt="json", stream=stream)
+    return stream
 
 
 @pytest.fixture

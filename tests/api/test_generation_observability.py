@@ -15,8 +15,6 @@ from app.main import create_app
 from app.settings import Settings
 from domain.keys import Scope
 from domain.llm import LlmTimeout
-from infrastructure.logging import configure_logging
-from infrastructure.metrics import MULTIPROC_ENV
 from tests.api.harness import issue_key, mcp_over_http, serving
 from tests.fakes import ScriptedLlm, completion
 
@@ -33,15 +31,6 @@ SERVER_ANSWER = {
     "llm_output_tokens": 30,
     "llm_latency_ms": 12.3,
 }
-
-
-@pytest.fixture
-def log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    """The app's JSON log lines; metrics are this process's alone."""
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    stream = io.StringIO()
-    configure_logging(level="INFO", fmt="json", stream=stream)
-    return stream
 
 
 @pytest.fixture

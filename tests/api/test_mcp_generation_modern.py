@@ -14,8 +14,6 @@ from fastmcp import Client
 from app.main import create_app
 from app.settings import Settings
 from domain.keys import Scope
-from infrastructure.logging import configure_logging
-from infrastructure.metrics import MULTIPROC_ENV
 from tests.api.harness import asgi_client, bearer, issue_key, mcp_over_http, serving
 from tests.fakes import ClientLlm, ScriptedLlm, said
 
@@ -30,14 +28,6 @@ SAMPLING_META = {
     "io.modelcontextprotocol/clientCapabilities": {"sampling": {}},
 }
 ANSWER = {"llm": {"role": "assistant", "content": {"type": "text", "text": "Raw."}, "model": "m"}}
-
-
-@pytest.fixture
-def log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    stream = io.StringIO()
-    configure_logging(level="INFO", fmt="json", stream=stream)
-    return stream
 
 
 def tool_calls(log: io.StringIO) -> list[dict[str, Any]]:

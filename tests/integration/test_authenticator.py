@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -20,28 +20,15 @@ from domain.ports import KeyStoreUnavailable
 from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.metrics import Metrics
-from tests.fakes import SwitchableKeyStore, verifications
+from tests.fakes import Clock, SwitchableKeyStore, verifications
 
 pytestmark = pytest.mark.anyio
 CHEAP = Argon2Parameters(time_cost=1, memory_cost_kib=1024, parallelism=1)
-START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@dataclass
-class Clock:
-    """Wall time and monotonic time, moved only by the test."""
-
-    wall: datetime = START
-    mono: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
 
 
 @dataclass

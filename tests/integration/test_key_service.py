@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -18,25 +18,12 @@ from domain.keys import KeyLifecycleError, KeyNotFound, Principal, Scope, ScopeN
 from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.metrics import Metrics
-from tests.fakes import SwitchableKeyStore
+from tests.fakes import START, Clock, SwitchableKeyStore
 
 pytestmark = pytest.mark.anyio
 CHEAP = Argon2Parameters(time_cost=1, memory_cost_kib=1024, parallelism=1)
-START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 UNKNOWN_ID = "0123456789abcdef"
 GRANTER_ID = "feedfacecafebeef"
-
-
-@dataclass
-class Clock:
-    """Wall time and monotonic time, moved only by the test."""
-
-    wall: datetime = START
-    mono: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
 
 
 class RecordingKeyStore(SwitchableKeyStore):
