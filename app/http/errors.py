@@ -77,6 +77,25 @@ class ErrorBody(BaseModel):
     )
 
 
+class BodyTooLarge(CtxfyError):
+    """The request body is larger than the route takes."""
+
+    code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.")
+        self.limit = limit
+
+
+class CompressedBody(CtxfyError):
+    """The request body is compressed; bodies are taken uncompressed only."""
+
+    code = "unsupported_media_type"
+
+    def __init__(self) -> None:
+        super().__init__("Send the request body uncompressed (Content-Encoding: identity).")
+
+
 def _no_headers(_: Any) -> dict[str, str]:
     return {}
 
@@ -127,6 +146,10 @@ ERRORS: tuple[ErrorRule, ...] = (
         message="The prompt could not be rendered with these arguments.",
     ),
     ErrorRule(PromptNotFound, 404, "no prompt of that name"),
+    ErrorRule(BodyTooLarge, 413, "the body is larger than the server takes (CTXFY_MAX_BODY_BYTES)"),
+    ErrorRule(
+        CompressedBody, 415, "the body is compressed; send it with Content-Encoding: identity"
+    ),
     ErrorRule(
         AmbiguousCredentials,
         400,
@@ -268,6 +291,11 @@ def responses(
         status: {"model": ErrorBody, "description": " ".join(lines)}
         for status, lines in sorted(by_status.items())
     }
+
+
+# What every route behind a key can answer, whatever it does; and every route with a body.
+SECURED: tuple[type[Exception], ...] = (NotAuthenticated, AmbiguousCredentials, KeyStoreUnavailable)
+WITH_BODY: tuple[type[Exception], ...] = (BodyTooLarge, CompressedBody, RequestValidationError)
 
 
 def failure_summary(error: type[CtxfyError], exclude: tuple[type[Exception], ...] = ()) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.errors import error_response
+from app.http.errors import BodyTooLarge, CompressedBody, response_for
 
 IDENTITY = (b"", b"identity")
 
@@ -78,17 +78,8 @@ class BodyLimitMiddleware:
         self, scope: Scope, receive: Receive, send: Send, mcp: bool, status: int
     ) -> None:
         limit = self.limits.mcp if mcp else self.limits.rest
-        if status == 413:
-            message = f"The request body is larger than {limit} bytes."
-            code = "payload_too_large"
-        else:
-            message = "Send the request body uncompressed (Content-Encoding: identity)."
-            code = "unsupported_media_type"
-        response = (
-            _mcp_refusal(status, message)
-            if mcp
-            else error_response(status, code, message, scope=scope)
-        )
+        error = BodyTooLarge(limit) if status == 413 else CompressedBody()
+        response = _mcp_refusal(status, str(error)) if mcp else response_for(error, scope)
         # The rest of the body is not read: the connection closes after the answer.
         response.headers["connection"] = "close"
         await response(scope, receive, send)

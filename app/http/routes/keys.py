@@ -7,10 +7,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from app.http.deps import Admin, Keys
-from app.http.errors import responses
+from app.http.errors import SECURED, WITH_BODY, responses
 from app.http.security import InsufficientScope, require_scope
 from app.services.keys import IssuedKey
-from domain.errors import InvalidArguments
 from domain.keys import (
     USER_ID_PATTERN,
     ApiKeyInfo,
@@ -25,7 +24,12 @@ TAG = "keys"
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's public id.")]
 
 _ERRORS = responses(
-    InsufficientScope, ScopeNotGrantable, KeyNotFound, KeyLifecycleError, InvalidArguments
+    *SECURED,
+    *WITH_BODY,
+    InsufficientScope,
+    ScopeNotGrantable,
+    KeyNotFound,
+    KeyLifecycleError,
 )
 
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from app.http.deps import Catalog, Generator
-from app.http.errors import failure_summary, responses
+from app.http.errors import SECURED, WITH_BODY, failure_summary, responses
 from app.http.request_context import access_line
-from app.http.security import require_scope
+from app.http.security import InsufficientScope, require_scope
 from app.services.generation import GeneratedDocument
 from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
 from domain.generation import ClientSampling
@@ -191,7 +191,10 @@ def _generate_endpoint(
 def build_router(catalog: PromptCatalog) -> APIRouter:
     """Prompt routes for ``catalog``; each prompt gets a documented preview operation."""
     router = APIRouter(
-        prefix="/v1/prompts", tags=[TAG], dependencies=[Depends(require_scope(Scope.READ))]
+        prefix="/v1/prompts",
+        tags=[TAG],
+        dependencies=[Depends(require_scope(Scope.READ))],
+        responses=responses(*SECURED),
     )
 
     @router.get("", operation_id="list_prompts", summary="List prompts")
@@ -224,7 +227,7 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             description=f"{definition.description}\n\nRenders the prompt's messages "
             "without calling any LLM; the result equals MCP `prompts/get`.",
             response_model=PreviewResponse,
-            responses=responses(InvalidArguments, PromptRenderError),
+            responses=responses(*WITH_BODY, InvalidArguments, PromptRenderError),
         )
 
         if definition.generation is None:
@@ -240,7 +243,12 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             f"preview. Needs the `write` scope. LLM failures are typed: {LLM_FAILURES}.",
             response_model=GeneratedDocument,
             responses=responses(
-                InvalidArguments, PromptRenderError, LlmError, exclude=(SamplingError,)
+                *WITH_BODY,
+                InsufficientScope,
+                InvalidArguments,
+                PromptRenderError,
+                LlmError,
+                exclude=(SamplingError,),
             ),
             dependencies=[Depends(require_scope(Scope.WRITE))],
         )
