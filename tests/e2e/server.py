@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Both must appear: the app's lifespan has run, and (logged after it) the port is bound.
-STARTUP_LINES = ("Application startup complete", "Uvicorn running on")
+STARTED = "Application startup complete"
+# One worker binds its port after the lifespan has run and then says so; several workers get
+# a port the supervisor bound before any of them started (and it logs nothing).
+LISTENING = "Uvicorn running on"
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
@@ -111,6 +113,8 @@ def running_server(
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(process, lines), daemon=True)
     reader.start()
+    several = int(process_env.get("CTXFY_WORKERS", "1")) > 1
+    wanted_lines = (STARTED,) if several else (STARTED, LISTENING)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
@@ -126,7 +130,7 @@ def running_server(
             if line is None:
                 raise RuntimeError("server exited during start-up:\n" + "\n".join(server.lines))
             server.lines.append(line)
-            if all(any(wanted in seen for seen in server.lines) for wanted in STARTUP_LINES):
+            if all(any(wanted in seen for seen in server.lines) for wanted in wanted_lines):
                 break
         drainer = threading.Thread(target=_drain, args=(lines, server), daemon=True)
         drainer.start()

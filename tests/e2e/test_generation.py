@@ -10,10 +10,13 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
-from mcp.types import TextContent
+from mcp import Client as SdkClient
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CreateMessageRequestParams, CreateMessageResult, TextContent
 
 from infrastructure.catalog.loader import load_catalog
 from tests.e2e.server import RunningServer, ctxfy, running_server
@@ -259,3 +262,34 @@ async def test_a_stateless_server_samples_a_2026_07_28_clients_llm_in_its_answer
             result = await client.call_tool(TOOL, EXAMPLE)
     assert (result.structured_content or {})["route"] == "client"
     assert len(llm.received) == 1
+
+
+async def sdk_sampling(context: Any, params: CreateMessageRequestParams) -> CreateMessageResult:
+    """The official SDK client's sampling callback: the client's own LLM."""
+    return said(CLIENT_TEXT, CLIENT_MODEL)
+
+
+@pytest.mark.parametrize("mode", ["auto", "2026-07-28", "legacy"])
+@pytest.mark.parametrize("sampling", [True, False], ids=["sampling", "no-sampling"])
+async def test_the_official_sdk_client_generates_with_its_llm_or_hears_why_not(
+    stateful: RunningServer, mode: str, sampling: bool
+) -> None:
+    with anyio.fail_after(TIMEOUT):
+        async with (
+            httpx2.AsyncClient(headers=bearer(stateful.key), timeout=TIMEOUT) as http,
+            SdkClient(
+                streamable_http_client(stateful.mcp_url, http_client=http),
+                mode=mode,
+                sampling_callback=sdk_sampling if sampling else None,
+            ) as client,
+        ):
+            result = await client.call_tool(TOOL, EXAMPLE)
+
+    if sampling:
+        assert not result.is_error, error_text(result.content)
+        structured = result.structured_content or {}
+        assert (structured["route"], structured["model"]) == ("client", CLIENT_MODEL)
+        assert error_text(result.content) == CLIENT_TEXT
+    else:
+        assert result.is_error
+        assert error_text(result.content).startswith("sampling_unavailable:")
