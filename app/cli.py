@@ -21,12 +21,14 @@ from app.settings import Settings
 from domain.errors import CatalogError
 from domain.keys import (
     USER_ID_PATTERN,
+    InvalidKeyName,
     KeyLifecycleError,
     KeyNotFound,
     Scope,
     ScopeNotGrantable,
 )
 from domain.ports import KeyStoreUnavailable
+from domain.text import escaped
 from infrastructure.catalog.loader import load_catalog
 from infrastructure.logging import configure_logging
 from infrastructure.metrics import Metrics, prepare_multiprocess_dir
@@ -172,7 +174,7 @@ def _run_keys[T](operation: Callable[[KeyService], Awaitable[T]]) -> T:
     except KeyStoreUnavailable as exc:
         typer.echo(f"ctxfy: key store unavailable: {exc}", err=True)
         raise typer.Exit(3) from None
-    except (KeyNotFound, KeyLifecycleError, ScopeNotGrantable) as exc:
+    except (KeyNotFound, KeyLifecycleError, InvalidKeyName, ScopeNotGrantable) as exc:
         typer.echo(f"ctxfy: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -215,7 +217,8 @@ def keys_list(
         last = f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never"
         typer.echo(
             f"{info.key_id:<17}{info.user_id[:23]:<24}{info.scope.value:<7}"
-            f"{info.status(now).value:<9}{info.expires_at:%Y-%m-%d %H:%M}  {last:<17}{info.name}"
+            f"{info.status(now).value:<9}{info.expires_at:%Y-%m-%d %H:%M}  {last:<17}"
+            f"{escaped(info.name)}"
         )
 
 

@@ -16,6 +16,7 @@ from app.http.limits import BodyLimitMiddleware, BodyLimits
 from app.http.mcp_path import McpPathMiddleware
 from app.http.origin import OriginGuardMiddleware, policy_from
 from app.http.request_context import RequestContextMiddleware
+from app.http.routes import docs as docs_pages
 from app.http.routes import health, keys, metrics, prompts
 from app.http.security_headers import SecurityHeadersMiddleware
 from app.settings import Settings
@@ -87,8 +88,9 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         debug=settings.debug,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # Served below from the package's own assets, never a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         middleware=middleware_stack(state, settings),
     )
@@ -96,8 +98,11 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.build_router())
     app.include_router(prompts.build_router(state.catalog))
-    app.include_router(keys.build_router())
+    app.include_router(keys.build_router(settings.key_max_lifetime_days))
     app.include_router(metrics.build_router(state.metrics))
+    if docs:
+        app.include_router(docs_pages.build_router(title=app.title, openapi_url="/openapi.json"))
+        app.mount(docs_pages.ASSETS_PATH, docs_pages.assets())
     app.mount(MCP_PATH, state.mcp_app)
     return app
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import CtxfyError
+from domain.text import is_safe_name
 
 PREFIX = "ctxfy_"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -39,6 +40,12 @@ class KeyLifecycleError(CtxfyError):
     """A key operation is not allowed in the key's current state."""
 
     code = "key_lifecycle_error"
+
+
+class InvalidKeyName(CtxfyError):
+    """A key's name would print as something other than what it holds."""
+
+    code = "invalid_key_name"
 
 
 class KeyNotFound(CtxfyError):
@@ -219,7 +226,10 @@ def new_key_info(
 
     Raises:
         KeyLifecycleError: the lifetime is not positive or exceeds the maximum.
+        InvalidKeyName: the name has control or bidirectional-override characters.
     """
+    if not is_safe_name(name):
+        raise InvalidKeyName("a key name may not contain control or bidirectional characters")
     if lifetime <= timedelta(0):
         raise KeyLifecycleError("a key's lifetime must be positive")
     if lifetime > max_lifetime:

@@ -16,6 +16,9 @@ RESERVED_ARGUMENT_PREFIX = "model_"
 
 MAX_STRING_LENGTH = 100_000
 DEFAULT_STRING_LENGTH = 20_000
+# What one rendered prompt may come to, all messages together: several long arguments in a
+# template that repeats them could otherwise make a request cost far more than its body.
+MAX_RENDERED_LENGTH = 500_000
 MAX_SUGGESTIONS = 100
 MAX_SUGGESTION_LENGTH = 200
 

@@ -36,7 +36,7 @@ from domain.errors import (
     PromptNotFound,
     PromptRenderError,
 )
-from domain.keys import KeyLifecycleError, KeyNotFound, ScopeNotGrantable
+from domain.keys import InvalidKeyName, KeyLifecycleError, KeyNotFound, ScopeNotGrantable
 from domain.llm import (
     LlmBadResponse,
     LlmCircuitOpen,
@@ -176,6 +176,7 @@ ERRORS: tuple[ErrorRule, ...] = (
         headers=lambda e: {"WWW-Authenticate": scope_challenge(e.scope)},
     ),
     ErrorRule(KeyNotFound, 404, "no key with that id"),
+    ErrorRule(InvalidKeyName, 422, "the key name has control or bidirectional characters"),
     ErrorRule(KeyLifecycleError, 422, "the key's lifecycle does not allow this"),
     ErrorRule(
         KeyStoreUnavailable,

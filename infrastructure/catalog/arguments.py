@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from domain.errors import CatalogError, FieldError, InvalidArguments
 from domain.prompts import ArgumentType, PromptArgument, PromptDefinition, Scalar
+from domain.text import TEXT_PATTERN
 
 _PYTHON_TYPES: dict[ArgumentType, Any] = {
     ArgumentType.STRING: str,
@@ -32,6 +33,7 @@ def _field(argument: PromptArgument) -> tuple[Any, Any]:
     constraints: dict[str, Any] = {"description": argument.description}
     if argument.type is ArgumentType.STRING:
         constraints["max_length"] = argument.effective_max_length
+        constraints["pattern"] = TEXT_PATTERN
         if argument.required:
             constraints["min_length"] = 1
     if argument.type is ArgumentType.NUMBER:

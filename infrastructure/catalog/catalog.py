@@ -6,8 +6,14 @@ from dataclasses import dataclass
 from jinja2 import Template
 from pydantic import BaseModel
 
-from domain.errors import CatalogError, PromptNotFound
-from domain.prompts import PromptDefinition, RenderedMessage, RenderedPrompt, Scalar
+from domain.errors import CatalogError, PromptNotFound, PromptRenderError
+from domain.prompts import (
+    MAX_RENDERED_LENGTH,
+    PromptDefinition,
+    RenderedMessage,
+    RenderedPrompt,
+    Scalar,
+)
 from infrastructure.catalog.arguments import validate_arguments
 from infrastructure.catalog.templates import render_template
 
@@ -36,6 +42,10 @@ class CatalogEntry:
             RenderedMessage(role=message.role, text=render_template(self.name, template, values))
             for message, template in zip(self.definition.messages, self.templates, strict=True)
         )
+        if sum(len(m.text) for m in messages) > MAX_RENDERED_LENGTH:
+            raise PromptRenderError(
+                self.name, f"the rendered prompt is longer than {MAX_RENDERED_LENGTH} characters"
+            )
         return RenderedPrompt(
             name=self.name, description=self.definition.description, messages=messages
         )

@@ -1,11 +1,16 @@
 """``ctxfy keys``: a fresh install gets its first keys from the CLI, never a back door."""
 
+from datetime import UTC, datetime, timedelta
+
+import anyio
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from app.cli import cli, parse_duration
-from domain.keys import parse_key
+from app.settings import Settings
+from domain.keys import ApiKeyInfo, Scope, generate_key, parse_key
+from infrastructure.keystore.sql import SqlKeyStore
 
 runner = CliRunner()
 
@@ -90,3 +95,49 @@ def test_durations_read_a_number_and_a_unit(text: str, seconds: int) -> None:
 def test_durations_without_a_known_unit_are_refused(text: str) -> None:
     with pytest.raises(typer.BadParameter, match="use a number and a unit"):
         parse_duration(text)
+
+
+def test_create_refuses_a_name_with_a_bidi_override() -> None:
+    result = runner.invoke(
+        cli, ["keys", "create", "--user", "ada", "--scope", "read", "--name", "evil\u202etxt"]
+    )
+    assert result.exit_code == 1
+    assert "bidirectional" in result.stderr
+    assert result.stdout == ""
+
+
+def test_create_refuses_a_zero_lifetime_instead_of_using_the_default() -> None:
+    result = runner.invoke(
+        cli, ["keys", "create", "--user", "ada", "--scope", "read", "--expires-in", "0d"]
+    )
+    assert result.exit_code == 1
+    assert "positive" in result.stderr
+
+
+def test_list_escapes_a_stored_name_that_would_print_as_something_else() -> None:
+    stored = generate_key()
+    now = datetime.now(UTC)
+
+    async def store_old_row() -> None:
+        store = SqlKeyStore(Settings().database_url.get_secret_value())
+        await store.start()
+        try:
+            await store.add(
+                ApiKeyInfo(
+                    key_id=stored.key_id,
+                    api_key_hash="$argon2id$v=19$m=1024,t=1,p=1$c2FsdA$aGFzaA",
+                    user_id="ada",
+                    name="evil\u202etxt\x1b[31m",  # written before names were checked
+                    scope=Scope.READ,
+                    created_at=now,
+                    expires_at=now + timedelta(days=1),
+                )
+            )
+        finally:
+            await store.close()
+
+    anyio.run(store_old_row)
+    listed = runner.invoke(cli, ["keys", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "evil\\u202etxt\\x1b[31m" in listed.stdout
+    assert "\u202e" not in listed.stdout

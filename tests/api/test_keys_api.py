@@ -94,14 +94,16 @@ async def test_expires_in_days_sets_the_lifetime(admin: httpx.AsyncClient, days:
 
 
 @pytest.mark.parametrize("days", [366, 10_000, 36_500])
-async def test_a_lifetime_over_the_maximum_is_a_lifecycle_error(
+async def test_a_lifetime_over_the_maximum_is_refused_as_the_schema_says(
     admin: httpx.AsyncClient, days: int
 ) -> None:
     response = await call(admin, "POST", "/v1/keys", {**NEW_KEY, "expires_in_days": days})
 
     assert response.status_code == 422
-    assert response.json()["error"] == "key_lifecycle_error"
-    assert "365 days" in response.json()["message"]
+    assert response.json()["error"] == "validation_error"
+    (detail,) = response.json()["details"]
+    assert detail["field"] == "expires_in_days"
+    assert "365" in detail["message"]
 
 
 async def test_an_absurd_lifetime_is_refused_not_a_server_error(admin: httpx.AsyncClient) -> None:

@@ -4,21 +4,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.http.deps import Admin, Keys
 from app.http.errors import SECURED, WITH_BODY, responses
 from app.http.security import InsufficientScope, require_scope
 from app.services.keys import IssuedKey
 from domain.keys import (
+    NAME_MAX_LENGTH,
     USER_ID_PATTERN,
     ApiKeyInfo,
+    InvalidKeyName,
     KeyLifecycleError,
     KeyNotFound,
     KeyStatus,
     Scope,
     ScopeNotGrantable,
 )
+from domain.text import NAME_PATTERN
 
 TAG = "keys"
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="The key's public id.")]
@@ -30,6 +33,7 @@ _ERRORS = responses(
     ScopeNotGrantable,
     KeyNotFound,
     KeyLifecycleError,
+    InvalidKeyName,
 )
 
 
@@ -64,20 +68,38 @@ class KeyList(BaseModel):
 class CreateKey(BaseModel):
     """What a new key is for."""
 
+    model_config = ConfigDict(extra="forbid")
+
     user_id: str = Field(pattern=USER_ID_PATTERN.pattern, examples=["ada@example.com"])
     scope: Scope = Field(examples=["read"])
-    name: str = Field("", max_length=100, examples=["ci pipeline"])
+    name: str = Field("", max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN, examples=["ci"])
     expires_in_days: int | None = Field(
-        None,
-        ge=1,
-        le=36_500,
-        description="Lifetime in days; the server default when absent. The server's "
-        "maximum lifetime applies.",
+        None, ge=1, description="Lifetime in days; the server default when absent."
+    )
+
+
+def create_key_body(max_lifetime_days: int) -> type[CreateKey]:
+    """``CreateKey`` with the server's maximum lifetime in its schema, as it is enforced."""
+    return create_model(
+        "CreateKey",
+        __base__=CreateKey,
+        __doc__=CreateKey.__doc__,
+        expires_in_days=(
+            int | None,
+            Field(
+                None,
+                ge=1,
+                le=max_lifetime_days,
+                description="Lifetime in days; the server default when absent.",
+            ),
+        ),
     )
 
 
 class RotateKey(BaseModel):
     """How long the old key keeps working after rotation."""
+
+    model_config = ConfigDict(extra="forbid")
 
     grace_seconds: int = Field(0, ge=0, le=30 * 86_400)
 
@@ -102,8 +124,8 @@ def _issued(issued: IssuedKey) -> IssuedKeyOut:
     return IssuedKeyOut(key=issued.plaintext, **key_out(issued.info, issued.info.created_at))
 
 
-def build_router() -> APIRouter:
-    """Key management routes."""
+def build_router(max_lifetime_days: int) -> APIRouter:
+    """Key management routes; keys live at most ``max_lifetime_days``."""
     router = APIRouter(
         prefix="/v1/keys",
         tags=[TAG],
@@ -111,7 +133,6 @@ def build_router() -> APIRouter:
         dependencies=[Depends(require_scope(Scope.ADMIN))],
     )
 
-    @router.post("", status_code=201, operation_id="create_key", summary="Create a key")
     async def create_key(body: CreateKey, keys: Keys, caller: Admin) -> IssuedKeyOut:
         lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
         issued = await keys.create(
@@ -122,6 +143,17 @@ def build_router() -> APIRouter:
             granter=caller,
         )
         return _issued(issued)
+
+    # The same fields, with this server's maximum lifetime in the schema it enforces.
+    create_key.__annotations__["body"] = create_key_body(max_lifetime_days)
+    router.add_api_route(
+        "",
+        create_key,
+        methods=["POST"],
+        status_code=201,
+        operation_id="create_key",
+        summary="Create a key",
+    )
 
     @router.get("", operation_id="list_keys", summary="List keys")
     async def list_keys(
