@@ -29,7 +29,7 @@ PUBLIC_PATHS = frozenset(
     }
 )
 # No OAuth discovery is offered; these paths answer 404 rather than demand a key.
-PUBLIC_PREFIXES = ("/.well-known/",)
+PUBLIC_PREFIXES = ("/.well-known/", "/docs/assets/")
 
 logger = structlog.get_logger(__name__)
 

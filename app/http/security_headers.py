@@ -9,10 +9,16 @@ API_HEADERS = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"referrer-policy", b"no-referrer"),
 )
-# The documentation pages load Swagger UI and ReDoc; they may not be framed either.
+# The documentation pages load Swagger UI and ReDoc from this server only (their start-up
+# scripts and styles are inline), and may not be framed either.
+DOCS_CSP = (
+    b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    b"frame-ancestors 'none'"
+)
 DOCS_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"content-security-policy", DOCS_CSP),
     (b"referrer-policy", b"no-referrer"),
 )
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})

@@ -1,5 +1,7 @@
 """Every answer says: do not sniff, cache or frame it; API answers may load nothing."""
 
+import re
+
 import anyio
 import httpx
 import pytest
@@ -50,5 +52,22 @@ async def test_the_documentation_pages_may_not_be_framed(
     with anyio.fail_after(10):
         response = await client.get(path)
     assert response.status_code == 200
-    assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+    policy = response.headers["content-security-policy"]
+    assert policy.startswith("default-src 'none'; script-src 'self' 'unsafe-inline';")
+    assert policy.endswith("frame-ancestors 'none'")
+    assert "http" not in policy, "nothing may load from another site"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+async def test_the_documentation_pages_load_their_assets_from_this_server(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    with anyio.fail_after(10):
+        page = await client.get(path)
+        assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page.text)
+        fetched = [await client.get(asset, headers={"Authorization": ""}) for asset in assets]
+
+    assert "cdn" not in page.text.lower()
+    assert assets
+    assert [r.status_code for r in fetched] == [200] * len(assets)
