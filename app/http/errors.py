@@ -96,6 +96,15 @@ class CompressedBody(CtxfyError):
         super().__init__("Send the request body uncompressed (Content-Encoding: identity).")
 
 
+class NotJson(CtxfyError):
+    """The request body is declared as something other than JSON."""
+
+    code = "unsupported_media_type"
+
+    def __init__(self) -> None:
+        super().__init__("Send the request body as JSON (Content-Type: application/json).")
+
+
 def _no_headers(_: Any) -> dict[str, str]:
     return {}
 
@@ -150,6 +159,7 @@ ERRORS: tuple[ErrorRule, ...] = (
     ErrorRule(
         CompressedBody, 415, "the body is compressed; send it with Content-Encoding: identity"
     ),
+    ErrorRule(NotJson, 415, "the body is declared as something other than JSON"),
     ErrorRule(
         AmbiguousCredentials,
         400,
@@ -296,7 +306,12 @@ def responses(
 
 # What every route behind a key can answer, whatever it does; and every route with a body.
 SECURED: tuple[type[Exception], ...] = (NotAuthenticated, AmbiguousCredentials, KeyStoreUnavailable)
-WITH_BODY: tuple[type[Exception], ...] = (BodyTooLarge, CompressedBody, RequestValidationError)
+WITH_BODY: tuple[type[Exception], ...] = (
+    BodyTooLarge,
+    CompressedBody,
+    NotJson,
+    RequestValidationError,
+)
 
 
 def failure_summary(error: type[CtxfyError], exclude: tuple[type[Exception], ...] = ()) -> str:

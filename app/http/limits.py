@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.errors import BodyTooLarge, CompressedBody, response_for
+from app.http.errors import BodyTooLarge, CompressedBody, NotJson, response_for
 
 IDENTITY = (b"", b"identity")
 
@@ -50,10 +50,14 @@ class BodyLimitMiddleware:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
             elif name == b"content-encoding" and value.strip().lower() not in IDENTITY:
-                await self._refuse(scope, receive, send, mcp, 415)
+                await self._refuse(scope, receive, send, mcp, CompressedBody())
+                return
+            elif name == b"content-type" and not mcp and not _is_json(value):
+                # REST takes JSON bodies only (the MCP transport checks its own).
+                await self._refuse(scope, receive, send, mcp, NotJson())
                 return
         if declared is not None and declared > limit:
-            await self._refuse(scope, receive, send, mcp, 413)
+            await self._refuse(scope, receive, send, mcp, BodyTooLarge(limit))
             return
         chunks: list[bytes] = []
         size = 0
@@ -65,7 +69,7 @@ class BodyLimitMiddleware:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self._refuse(scope, receive, send, mcp, 413)
+                await self._refuse(scope, receive, send, mcp, BodyTooLarge(limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -75,14 +79,23 @@ class BodyLimitMiddleware:
         await self.app(scope, replay(whole, receive), send)
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, mcp: bool, status: int
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        mcp: bool,
+        error: BodyTooLarge | CompressedBody | NotJson,
     ) -> None:
-        limit = self.limits.mcp if mcp else self.limits.rest
-        error = BodyTooLarge(limit) if status == 413 else CompressedBody()
+        status = 413 if isinstance(error, BodyTooLarge) else 415
         response = _mcp_refusal(status, str(error)) if mcp else response_for(error, scope)
         # The rest of the body is not read: the connection closes after the answer.
         response.headers["connection"] = "close"
         await response(scope, receive, send)
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
 
 
 def replay(first: Message, receive: Receive) -> Receive:

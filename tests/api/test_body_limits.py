@@ -105,3 +105,29 @@ async def test_a_request_without_a_key_is_refused_before_its_body_counts(app: Fa
         with anyio.fail_after(10):
             response = await client.post(PREVIEW, content=streamed(preview_of(10 * REST_CAP)))
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_a_rest_body_that_is_not_json_is_415(app: FastAPI, content_type: str) -> None:
+    async with serving(app) as client:
+        with anyio.fail_after(10):
+            response = await client.post(
+                PREVIEW, content=b"task=x", headers={"content-type": content_type}
+            )
+            json_suffix = await client.post(
+                PREVIEW,
+                content=preview_of(200),
+                headers={"content-type": "application/merge-patch+json; charset=utf-8"},
+            )
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert json_suffix.status_code == 200
+
+
+async def test_a_method_a_route_does_not_take_is_405_naming_those_it_does(app: FastAPI) -> None:
+    async with serving(app) as client:
+        with anyio.fail_after(10):
+            response = await client.delete("/v1/prompts")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert response.json()["error"] == "method_not_allowed"
