@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import CatalogError, PromptRenderError
+from domain.text import is_safe_text
 from infrastructure.catalog.catalog import CatalogEntry
 from tests.integration.prompt_files import argument, load_prompt, prompt
 
@@ -34,8 +35,9 @@ def test_template_syntax_in_an_argument_is_rendered_literally(
     assert framed.render({"who": value}).messages[0].text == f"<<{value}>>"
 
 
-@given(value=st.text(min_size=1, max_size=300))
-def test_any_string_a_user_sends_is_rendered_verbatim(framed: CatalogEntry, value: str) -> None:
+@given(value=st.text(min_size=1, max_size=300).filter(is_safe_text))
+def test_any_string_the_rules_allow_is_rendered_verbatim(framed: CatalogEntry, value: str) -> None:
+    # Control and bidi characters are refused before rendering (tests/unit/test_text.py).
     assert framed.render({"who": value}).messages[0].text == f"<<{value}>>"
 
 
