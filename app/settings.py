@@ -17,15 +17,27 @@ type LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 MIN_STATE_KEY_LENGTH = 32
 
 
-def _is_loopback_bind(host: str) -> bool:
+def host_name(host: str) -> str:
+    """``host`` without its port, lower case; IPv6 literals without brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address, with or without a port) is this machine."""
+    name = host_name(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
     try:
-        return host == "localhost" or ip_address(host).is_loopback
+        return ip_address(name).is_loopback
     except ValueError:
         return False
 
 
-def _split(keys: SecretStr) -> tuple[str, ...]:
-    return tuple(key.strip() for key in keys.get_secret_value().split(",") if key.strip())
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 class UnsafeSettings(ValueError):
@@ -190,7 +202,9 @@ class Settings(BaseSettings):
     def _long_state_keys(cls, keys: SecretStr | None) -> SecretStr | None:
         if keys is None or not keys.get_secret_value().strip():
             return None
-        if any(len(key.encode()) < MIN_STATE_KEY_LENGTH for key in _split(keys)):
+        if any(
+            len(key.encode()) < MIN_STATE_KEY_LENGTH for key in _comma_list(keys.get_secret_value())
+        ):
             raise ValueError(
                 f"each CTXFY_MCP_STATE_KEYS key must be at least {MIN_STATE_KEY_LENGTH} bytes"
             )
@@ -199,17 +213,18 @@ class Settings(BaseSettings):
     @property
     def host_allowlist(self) -> tuple[str, ...]:
         """``allowed_hosts`` as a list."""
-        return tuple(h.strip() for h in self.allowed_hosts.split(",") if h.strip())
+        return _comma_list(self.allowed_hosts)
 
     @property
     def origin_allowlist(self) -> tuple[str, ...]:
         """``allowed_origins`` as a list."""
-        return tuple(o.strip() for o in self.allowed_origins.split(",") if o.strip())
+        return _comma_list(self.allowed_origins)
 
     @property
     def state_keys(self) -> tuple[str, ...]:
         """The request-state keys, first sealing; empty when each process makes its own."""
-        return _split(self.mcp_state_keys) if self.mcp_state_keys is not None else ()
+        keys = self.mcp_state_keys
+        return _comma_list(keys.get_secret_value()) if keys is not None else ()
 
     @property
     def server_llm_configured(self) -> bool:
@@ -242,7 +257,7 @@ class Settings(BaseSettings):
                 "CTXFY_DEBUG=true is refused when CTXFY_ENV=prod: debug mode "
                 "returns tracebacks to clients"
             )
-        if not self.host_allowlist and not _is_loopback_bind(self.host):
+        if not self.host_allowlist and not is_loopback(self.host):
             raise UnsafeSettings(
                 f"CTXFY_ALLOWED_HOSTS must name the hosts clients use when CTXFY_ENV=prod "
                 f"binds {self.host}: without it /mcp cannot tell DNS-rebinding requests apart"

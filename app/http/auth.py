@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.http.errors import response_for, unauthorized
 from app.http.request_context import access_line
+from app.http.routes.docs import ASSETS_PATH, DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
 from app.http.security import PRINCIPAL, AmbiguousCredentials
 from app.services.authenticator import AuthenticationFailed, Authenticator, FailureReason
 from domain.keys import Principal
@@ -22,14 +23,14 @@ PUBLIC_PATHS = frozenset(
         "/health/live",
         "/health/ready",
         "/metrics",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
+        DOCS_PATH,
+        OAUTH2_REDIRECT_PATH,
+        REDOC_PATH,
         "/openapi.json",
     }
 )
-# No OAuth discovery is offered; these paths answer 404 rather than demand a key.
-PUBLIC_PREFIXES = ("/.well-known/", "/docs/assets/")
+# No OAuth discovery is offered: those paths answer 404 rather than demand a key.
+PUBLIC_PREFIXES = ("/.well-known/", ASSETS_PATH + "/")
 
 logger = structlog.get_logger(__name__)
 

@@ -251,6 +251,12 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
 
 
+def jsonrpc_error(status: int, code: int, message: str) -> JSONResponse:
+    """A JSON-RPC error without an id, as ``/mcp`` answers what it refuses before the SDK."""
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status)
+
+
 def response_for(exc: CtxfyError, scope: Scope | None = None) -> JSONResponse:
     """The REST answer to ``exc``, as its rule says (502 ``error`` if it has none)."""
     rule = rule_for(type(exc))

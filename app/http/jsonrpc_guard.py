@@ -8,12 +8,12 @@ limit, so the body arrives whole.
 """
 
 import orjson
-from starlette.responses import JSONResponse
+from mcp.types import INVALID_REQUEST, PARSE_ERROR
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.http.errors import jsonrpc_error
 from app.http.limits import replay
 
-PARSE_ERROR, INVALID_REQUEST = -32700, -32600
 MAX_ID_LENGTH = 256
 
 
@@ -73,5 +73,4 @@ class JsonRpcGuardMiddleware:
             await self.app(scope, replay(first, receive), send)
             return
         code, text = found
-        body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": text}}
-        await JSONResponse(body, status_code=400)(scope, receive, send)
+        await jsonrpc_error(400, code, text)(scope, receive, send)

@@ -8,10 +8,16 @@ they expand to.
 
 from dataclasses import dataclass
 
-from starlette.responses import JSONResponse
+from mcp.types import INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.http.errors import BodyTooLarge, CompressedBody, NotJson, response_for
+from app.http.errors import (
+    BodyTooLarge,
+    CompressedBody,
+    NotJson,
+    jsonrpc_error,
+    response_for,
+)
 
 IDENTITY = (b"", b"identity")
 
@@ -22,11 +28,6 @@ class BodyLimits:
 
     rest: int = 1024 * 1024
     mcp: int = 4 * 1024 * 1024
-
-
-def _mcp_refusal(status: int, message: str) -> JSONResponse:
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
-    return JSONResponse(body, status_code=status)
 
 
 class BodyLimitMiddleware:
@@ -87,7 +88,11 @@ class BodyLimitMiddleware:
         error: BodyTooLarge | CompressedBody | NotJson,
     ) -> None:
         status = 413 if isinstance(error, BodyTooLarge) else 415
-        response = _mcp_refusal(status, str(error)) if mcp else response_for(error, scope)
+        response = (
+            jsonrpc_error(status, INVALID_REQUEST, str(error))
+            if mcp
+            else response_for(error, scope)
+        )
         # The rest of the body is not read: the connection closes after the answer.
         response.headers["connection"] = "close"
         await response(scope, receive, send)

@@ -9,35 +9,14 @@ checked before authentication, on byte-level header scans (pure ASGI).
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from ipaddress import ip_address
 from urllib.parse import urlsplit
 
-from starlette.responses import JSONResponse
+from mcp.types import INVALID_REQUEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.http.errors import jsonrpc_error
 from app.http.request_context import access_line
-
-# Names a loopback-bound server answers to when no allowlist is configured.
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-
-
-def _host_name(host: str) -> str:
-    """``host`` without its port, lower case; IPv6 literals without brackets."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or address, with or without a port) is this machine."""
-    name = _host_name(host)
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ip_address(name).is_loopback
-    except ValueError:
-        return False
+from app.settings import host_name, is_loopback
 
 
 def _origin(value: str) -> tuple[str, str, int | None] | None:
@@ -70,7 +49,7 @@ class OriginPolicy:
     def host_allowed(self, host: str) -> bool:
         """Whether a request naming ``host`` is for this server."""
         if self.allowed_hosts:
-            name = _host_name(host)
+            name = host_name(host)
             return any(
                 fnmatchcase(host.lower(), pattern) or fnmatchcase(name, pattern)
                 for pattern in self.allowed_hosts
@@ -87,7 +66,7 @@ class OriginPolicy:
         _, name, _ = parsed
         if is_loopback(name):
             return is_loopback(host)
-        return name == _host_name(host)
+        return name == host_name(host)
 
 
 def policy_from(
@@ -99,11 +78,6 @@ def policy_from(
         allowed_origins=tuple(o.strip() for o in allowed_origins if o.strip()),
         loopback_bind=is_loopback(bind_host),
     )
-
-
-def _refusal(status: int, message: str) -> JSONResponse:
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
-    return JSONResponse(body, status_code=status)
 
 
 class OriginGuardMiddleware:
@@ -128,9 +102,13 @@ class OriginGuardMiddleware:
                 origin = value.decode("latin-1")
         refusal = None
         if not self.policy.host_allowed(host):
-            refusal = _refusal(421, "This server does not answer to that Host.")
+            refusal = jsonrpc_error(
+                421, INVALID_REQUEST, "This server does not answer to that Host."
+            )
         elif origin and not self.policy.origin_allowed(origin, host):
-            refusal = _refusal(403, "Requests from this Origin are not allowed.")
+            refusal = jsonrpc_error(
+                403, INVALID_REQUEST, "Requests from this Origin are not allowed."
+            )
         if refusal is None:
             await self.app(scope, receive, send)
             return

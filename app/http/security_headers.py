@@ -2,6 +2,8 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.routes.docs import DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
+
 # API answers are data, never pages: nothing may load, run or frame them.
 API_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -21,7 +23,7 @@ DOCS_HEADERS = (
     (b"content-security-policy", DOCS_CSP),
     (b"referrer-policy", b"no-referrer"),
 )
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS = frozenset({DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH})
 
 
 class SecurityHeadersMiddleware:

@@ -70,9 +70,13 @@ def client_sampling(context: fastmcp.Context, *, stateless: bool) -> ClientSampl
     """
     if stateless and not is_modern(context):
         return ClientSampling.STATELESS
+    return ClientSampling.AVAILABLE if _offers_sampling(context) else ClientSampling.NOT_OFFERED
+
+
+def _offers_sampling(context: fastmcp.Context) -> bool:
+    """Whether the client declared the sampling capability (initialize, or this request)."""
     capabilities = context.session.client_capabilities
-    offered = capabilities is not None and capabilities.sampling is not None
-    return ClientSampling.AVAILABLE if offered else ClientSampling.NOT_OFFERED
+    return capabilities is not None and capabilities.sampling is not None
 
 
 def _sampling_params(request: LlmRequest) -> CreateMessageRequestParams:
@@ -179,8 +183,7 @@ class ClientSamplingLlm:
         context = self._context
         params = _sampling_params(request)
         try:
-            capabilities = context.session.client_capabilities
-            if capabilities is None or capabilities.sampling is None:
+            if not _offers_sampling(context):
                 raise SamplingUnavailable(
                     "This MCP client does not offer sampling, so its LLM cannot be asked"
                 )
