@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 from fastmcp import Context
 from fastmcp.exceptions import ToolError
-from fastmcp.server.auth import require_scopes
+from fastmcp.server.auth import AuthCheck, require_scopes
 from fastmcp.server.dependencies import get_context, get_http_request
 from fastmcp.tools import InputRequiredToolResult, Tool, ToolResult
 from mcp.types import TextContent, ToolAnnotations
@@ -38,6 +38,7 @@ from infrastructure.llm.client_sampling import (
 )
 
 TOOL_PREFIX = "generate_"
+NEEDS_WRITE = require_scopes(Scope.WRITE.value)  # generation spends LLM tokens
 # How often a long generation tells a client that supplied a progress token it is alive,
 # so clients that extend their timeout on progress keep waiting.
 HEARTBEAT_SECONDS = 10.0
@@ -70,8 +71,12 @@ class GenerationTool(Tool):
         stateless: bool,
         sampling_timeout: float,
         heartbeat: float = HEARTBEAT_SECONDS,
+        auth: AuthCheck | None = NEEDS_WRITE,
     ) -> "GenerationTool":
-        """The tool for ``entry``, which must have generation settings."""
+        """The tool for ``entry``, which must have generation settings.
+
+        ``auth`` is the scope check; a server without HTTP identity (in-memory) passes None.
+        """
         definition = entry.definition
         tool = cls(
             name=f"{TOOL_PREFIX}{definition.name}",
@@ -86,7 +91,7 @@ class GenerationTool(Tool):
             ),
             tags={*definition.tags, "generation"},
             meta={"prompt": definition.name, "version": definition.version},
-            auth=require_scopes(Scope.WRITE.value),
+            auth=auth,
         )
         tool._entry = entry
         tool._generator = generator

@@ -11,10 +11,12 @@ from fastmcp.client.transports import FastMCPTransport
 
 from app.main import create_app
 from app.settings import Settings
+from domain.llm import LlmCompletion, LlmError
 from infrastructure.catalog.loader import load_catalog
 from infrastructure.logging import configure_logging
 from infrastructure.metrics import MULTIPROC_ENV
 from tests.api.harness import asgi_client, serving
+from tests.fakes import ScriptedLlm
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -26,6 +28,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(autouse=True)
 def _hermetic(hermetic_settings: None) -> None:
     """Every API test runs with hermetic settings (see ``tests/conftest.py``)."""
+
+
+@pytest.fixture
+def llm(request: pytest.FixtureRequest) -> ScriptedLlm:
+    """The server-side LLM fake; a test scripts its answers with an indirect parameter."""
+    script: tuple[LlmCompletion | LlmError, ...] = getattr(request, "param", ())
+    return ScriptedLlm(*script)
 
 
 @pytest.fixture

@@ -33,11 +33,6 @@ SERVER_ANSWER = {
 }
 
 
-@pytest.fixture
-def llm() -> ScriptedLlm:
-    return ScriptedLlm()
-
-
 @pytest.fixture(params=[False, True], ids=["stateful", "stateless"])
 def app(request: pytest.FixtureRequest, log: io.StringIO, llm: ScriptedLlm) -> FastAPI:
     """Overrides the conftest app: logging captured, a faked server-side LLM, each MCP mode."""
@@ -89,11 +84,10 @@ async def test_a_rest_generation_logs_which_llm_wrote_it_and_what_it_cost(
     assert llm_fields(line) == SERVER_ANSWER
 
 
+@pytest.mark.parametrize("llm", [(LlmTimeout("took too long"),)], indirect=True)
 async def test_a_failed_rest_generation_logs_its_error_code(
-    log: io.StringIO, writer: httpx.AsyncClient, llm: ScriptedLlm
+    log: io.StringIO, writer: httpx.AsyncClient
 ) -> None:
-    llm.script = [LlmTimeout("took too long")]
-
     await post(writer, CONTEXT_STACK)
 
     (line,) = [line for line in access_lines(log) if line["path"] == GENERATE]
@@ -128,10 +122,14 @@ async def test_a_tool_call_over_http_logs_the_llm_on_its_access_line(
     assert llm_fields(line) == SERVER_ANSWER
 
 
+@pytest.mark.parametrize(
+    "llm",
+    [(completion(), completion(input_tokens=80, output_tokens=20), LlmTimeout("slow"))],
+    indirect=True,
+)
 async def test_metrics_count_generations_by_outcome_with_their_tokens(
-    writer: httpx.AsyncClient, llm: ScriptedLlm
+    writer: httpx.AsyncClient,
 ) -> None:
-    llm.script = [completion(), completion(input_tokens=80, output_tokens=20), LlmTimeout("slow")]
     for _ in range(3):
         await post(writer, CONTEXT_STACK)
 

@@ -35,11 +35,6 @@ CONTEXT_STACK = {"task": "Rotate the signing keys.", "domain": "identity platfor
 
 
 @pytest.fixture
-def llm() -> ScriptedLlm:
-    return ScriptedLlm()
-
-
-@pytest.fixture
 def app(llm: ScriptedLlm) -> FastAPI:
     """Overrides the conftest app: a server-side LLM is configured, and faked."""
     return create_app(Settings(**SERVER_LLM), server_llm=llm)

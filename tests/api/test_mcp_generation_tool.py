@@ -52,11 +52,6 @@ def entry() -> CatalogEntry:
     return load_catalog().get("context_stack")
 
 
-@pytest.fixture
-def llm() -> ScriptedLlm:
-    return ScriptedLlm()
-
-
 def serve(
     entry: CatalogEntry,
     llm: ScriptedLlm,
@@ -75,9 +70,8 @@ def serve(
         metrics=metrics or Metrics(version="t"),
     )
     tool = GenerationTool.from_entry(
-        entry, generator, stateless=False, sampling_timeout=5, heartbeat=0.01
+        entry, generator, stateless=False, sampling_timeout=5, heartbeat=0.01, auth=None
     )
-    tool.auth = None
     server = FastMCP("t")
     server.add_tool(tool)
     return server

@@ -16,7 +16,6 @@ from domain.keys import Scope
 from domain.llm import (
     LlmBadResponse,
     LlmCircuitOpen,
-    LlmError,
     LlmRateLimited,
     LlmRejected,
     LlmTimeout,
@@ -33,11 +32,6 @@ SERVER_LLM: dict[str, Any] = {"llm_base_url": "https://llm.test/v1", "llm_model"
 CONTEXT_STACK = {"task": "Rotate the signing keys.", "domain": "identity platform"}
 GENERATE = "/v1/prompts/context_stack/generate"
 GENERATION = {"system_prompt": "You write documents.", "max_tokens": 64}
-
-
-@pytest.fixture
-def llm() -> ScriptedLlm:
-    return ScriptedLlm()
 
 
 def with_fake_llm(settings: Settings, llm: ScriptedLlm) -> FastAPI:
@@ -147,26 +141,26 @@ async def test_a_client_only_policy_keeps_the_configured_server_llm_out(llm: Scr
 
 
 @pytest.mark.parametrize(
-    ("failure", "status", "code", "retry_after"),
+    ("llm", "status", "code", "retry_after"),
     [
-        pytest.param(LlmRejected(400), 502, "llm_rejected", None, id="rejected"),
-        pytest.param(LlmUnavailable("upstream 503"), 502, "llm_unavailable", None, id="down"),
-        pytest.param(LlmBadResponse("no choices"), 502, "llm_bad_response", None, id="garbled"),
-        pytest.param(LlmTimeout("took too long"), 504, "llm_timeout", None, id="timeout"),
-        pytest.param(LlmRateLimited(12.5), 503, "llm_rate_limited", "13", id="429-with-hint"),
-        pytest.param(LlmRateLimited(None), 503, "llm_rate_limited", None, id="429-no-hint"),
-        pytest.param(LlmCircuitOpen(3.2), 503, "llm_circuit_open", "4", id="circuit-open"),
+        pytest.param((LlmRejected(400),), 502, "llm_rejected", None, id="rejected"),
+        pytest.param((LlmUnavailable("upstream 503"),), 502, "llm_unavailable", None, id="down"),
+        pytest.param((LlmBadResponse("no choices"),), 502, "llm_bad_response", None, id="garbled"),
+        pytest.param((LlmTimeout("took too long"),), 504, "llm_timeout", None, id="timeout"),
+        pytest.param((LlmRateLimited(12.5),), 503, "llm_rate_limited", "13", id="429-with-hint"),
+        pytest.param((LlmRateLimited(None),), 503, "llm_rate_limited", None, id="429-no-hint"),
+        pytest.param((LlmCircuitOpen(3.2),), 503, "llm_circuit_open", "4", id="circuit-open"),
     ],
+    indirect=["llm"],
 )
 async def test_each_llm_failure_has_its_status_code_and_retry_hint(
     writer: httpx.AsyncClient,
     llm: ScriptedLlm,
-    failure: LlmError,
     status: int,
     code: str,
     retry_after: str | None,
 ) -> None:
-    llm.script = [failure]
+    (failure,) = llm.script
 
     response = await post(writer, GENERATE, CONTEXT_STACK)
 
