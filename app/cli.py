@@ -22,6 +22,7 @@ from domain.errors import CatalogError
 from domain.keys import (
     USER_ID_PATTERN,
     InvalidKeyName,
+    KeyConflict,
     KeyLifecycleError,
     KeyNotFound,
     Scope,
@@ -174,7 +175,7 @@ def _run_keys[T](operation: Callable[[KeyService], Awaitable[T]]) -> T:
     except KeyStoreUnavailable as exc:
         typer.echo(f"ctxfy: key store unavailable: {exc}", err=True)
         raise typer.Exit(3) from None
-    except (KeyNotFound, KeyLifecycleError, InvalidKeyName, ScopeNotGrantable) as exc:
+    except (KeyNotFound, KeyLifecycleError, KeyConflict, InvalidKeyName, ScopeNotGrantable) as exc:
         typer.echo(f"ctxfy: {exc}", err=True)
         raise typer.Exit(1) from None
 

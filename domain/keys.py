@@ -42,6 +42,12 @@ class KeyLifecycleError(CtxfyError):
     code = "key_lifecycle_error"
 
 
+class KeyConflict(CtxfyError):
+    """The key's state rules the operation out: it is revoked, expired or already rotated."""
+
+    code = "key_conflict"
+
+
 class InvalidKeyName(CtxfyError):
     """A key's name would print as something other than what it holds."""
 
@@ -252,15 +258,23 @@ def may_grant(granter: Principal | None, scope: Scope) -> bool:
     return granter is None or granter.scope.includes(scope)
 
 
+def rotated_already(key_id: str, successor: str) -> str:
+    """The refusal to rotate a key a second time: rotate its successor instead."""
+    return f"key {key_id} was already rotated; its successor is {successor}"
+
+
 def rotation_deadline(old: ApiKeyInfo, *, now: datetime, grace: timedelta) -> datetime:
     """When a rotated key stops working: after the grace period, never later than before.
 
     Raises:
-        KeyLifecycleError: the key is not active, or the grace period is negative.
+        KeyLifecycleError: the grace period is negative.
+        KeyConflict: the key is not active, or was rotated already (it is in its grace period).
     """
     if grace < timedelta(0):
         raise KeyLifecycleError("grace period must not be negative")
     if old.status(now) is not KeyStatus.ACTIVE:
-        raise KeyLifecycleError(f"only an active key can be rotated; this one is {old.status(now)}")
+        raise KeyConflict(f"only an active key can be rotated; this one is {old.status(now)}")
+    if old.replaced_by is not None:
+        raise KeyConflict(rotated_already(old.key_id, old.replaced_by))
     # Never before its creation (a clock that stepped back): every read checks that.
     return max(min(old.expires_at, now + grace), old.created_at)

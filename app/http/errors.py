@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
 from app.http.request_context import REQUEST_ID
@@ -36,7 +37,13 @@ from domain.errors import (
     PromptNotFound,
     PromptRenderError,
 )
-from domain.keys import InvalidKeyName, KeyLifecycleError, KeyNotFound, ScopeNotGrantable
+from domain.keys import (
+    InvalidKeyName,
+    KeyConflict,
+    KeyLifecycleError,
+    KeyNotFound,
+    ScopeNotGrantable,
+)
 from domain.llm import (
     LlmBadResponse,
     LlmCircuitOpen,
@@ -188,6 +195,7 @@ ERRORS: tuple[ErrorRule, ...] = (
     ErrorRule(KeyNotFound, 404, "no key with that id"),
     ErrorRule(InvalidKeyName, 422, "the key name has control or bidirectional characters"),
     ErrorRule(KeyLifecycleError, 422, "the key's lifecycle does not allow this"),
+    ErrorRule(KeyConflict, 409, "the key is revoked, expired or already rotated"),
     ErrorRule(
         KeyStoreUnavailable,
         503,
@@ -365,6 +373,22 @@ async def _ctxfy_error(request: Request, exc: Exception) -> JSONResponse:
     return response_for(exc, request.scope)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette's own ``Allow`` names only the
+    first route whose path matched, and one path can have a route per method."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every failure through ``error_response``: one handler per table row."""
     for rule in ERRORS:
@@ -374,11 +398,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else _code_for(exc.status_code)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         return error_response(
             exc.status_code,
             _code_for(exc.status_code),
             message,
-            headers=exc.headers,
+            headers=headers,
             scope=request.scope,
         )
 

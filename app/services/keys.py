@@ -135,7 +135,8 @@ class KeyService:
 
         Raises:
             KeyNotFound: no such key.
-            KeyLifecycleError: the key is not active or the grace period is negative.
+            KeyLifecycleError: the grace period is negative.
+            KeyConflict: the key is not active, or was rotated already.
         """
         old = await self.get(key_id)
         now = self._now()

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from domain.errors import CatalogError, FieldError, InvalidArguments
 from domain.prompts import ArgumentType, PromptArgument, PromptDefinition, Scalar
@@ -49,6 +49,23 @@ def _field(argument: PromptArgument) -> tuple[Any, Any]:
     return annotation | None, Field(None, **constraints)
 
 
+def _whole_numbers(integers: frozenset[str]) -> Any:
+    """A before-validator turning ``20.0`` into ``20`` for the integer arguments: JSON
+    Schema's ``integer`` is any number without a fraction, and strict mode would refuse it."""
+
+    def convert(cls: type[BaseModel], data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: int(value)
+            if name in integers and isinstance(value, float) and value.is_integer()
+            else value
+            for name, value in data.items()
+        }
+
+    return model_validator(mode="before")(classmethod(convert))  # type: ignore[arg-type]
+
+
 def build_argument_model(definition: PromptDefinition) -> type[BaseModel]:
     """Generate the argument model of ``definition``, with its example attached.
 
@@ -72,9 +89,11 @@ def build_argument_model(definition: PromptDefinition) -> type[BaseModel]:
         title=model_name(definition),
         json_schema_extra={"examples": [example]},
     )
+    integers = frozenset(a.name for a in definition.arguments if a.type is ArgumentType.INTEGER)
     return create_model(
         model_name(definition),
         __config__=config,
+        __validators__={"whole_numbers": _whole_numbers(integers)} if integers else None,
         __doc__=f"Arguments of the {definition.name!r} prompt.",
         **fields,
     )

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 
-from domain.keys import ApiKeyInfo, KeyLifecycleError, KeyNotFound, Scope
+from domain.keys import ApiKeyInfo, KeyConflict, KeyNotFound, Scope, rotated_already
 from domain.ports import DuplicateKeyId, KeyStoreUnavailable
 from infrastructure.keystore.engine import (
     DRIVER_ERRORS,
@@ -221,20 +221,27 @@ class SqlKeyStore:
         Raises:
             DuplicateKeyId: ``new``'s key id is already stored.
             KeyNotFound: there is no key ``old_key_id``.
-            KeyLifecycleError: the old key is revoked (perhaps since the caller read it).
+            KeyConflict: the old key was revoked or rotated (perhaps since the caller read it).
         """
         _aware(old_expires_at, "old key's expiry")
         async with self._transaction("rotate a key", write=True) as connection:
             await self._add(connection, new)
             result = await connection.execute(
                 update(api_keys)
-                .where(api_keys.c.key_id == old_key_id, api_keys.c.revoked_at.is_(None))
+                .where(
+                    api_keys.c.key_id == old_key_id,
+                    api_keys.c.revoked_at.is_(None),
+                    api_keys.c.replaced_by.is_(None),
+                )
                 .values(expires_at=old_expires_at, replaced_by=new.key_id)
             )
             if result.rowcount == 0:
-                if await self._read(connection, old_key_id) is None:
+                old = await self._read(connection, old_key_id)
+                if old is None:
                     raise KeyNotFound(old_key_id)
-                raise KeyLifecycleError(f"key {old_key_id} is revoked and cannot be rotated")
+                if old.replaced_by is not None:
+                    raise KeyConflict(rotated_already(old_key_id, old.replaced_by))
+                raise KeyConflict(f"key {old_key_id} is revoked and cannot be rotated")
 
     @_uncancellable
     async def update_hash(self, key_id: str, api_key_hash: str) -> None:

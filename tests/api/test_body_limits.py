@@ -128,6 +128,8 @@ async def test_a_method_a_route_does_not_take_is_405_naming_those_it_does(app: F
     async with serving(app) as client:
         with anyio.fail_after(10):
             response = await client.delete("/v1/prompts")
-    assert response.status_code == 405
+            two_routes = await client.put("/v1/keys")  # GET and POST are separate routes
+    assert response.status_code == two_routes.status_code == 405
     assert response.headers["allow"] == "GET"
+    assert two_routes.headers["allow"] == "GET, POST"
     assert response.json()["error"] == "method_not_allowed"

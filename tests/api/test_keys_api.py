@@ -149,7 +149,9 @@ async def test_the_list_can_be_filtered_by_user(admin: httpx.AsyncClient) -> Non
     }
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("POST", "/rotate")])
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("POST", "/revoke"), ("POST", "/rotate")]
+)
 async def test_an_unknown_key_id_is_not_found(
     admin: httpx.AsyncClient, method: str, suffix: str
 ) -> None:
@@ -162,7 +164,9 @@ async def test_an_unknown_key_id_is_not_found(
 @pytest.mark.parametrize(
     "key_id", ["not-a-key-id", "0123456789ABCDEF", "0123456789abcde", "g" * 16]
 )
-@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("POST", "/rotate")])
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("POST", "/revoke"), ("POST", "/rotate")]
+)
 async def test_a_malformed_key_id_is_a_validation_error(
     admin: httpx.AsyncClient, key_id: str, method: str, suffix: str
 ) -> None:
@@ -179,8 +183,8 @@ async def test_a_revoked_key_is_refused_at_once_and_revoking_again_changes_nothi
     created = await create(admin)
     assert await status_with(app, created["key"]) == 200  # now verified and cached
 
-    first = await call(admin, "DELETE", f"/v1/keys/{created['key_id']}")
-    second = await call(admin, "DELETE", f"/v1/keys/{created['key_id']}")
+    first = await call(admin, "POST", f"/v1/keys/{created['key_id']}/revoke")
+    second = await call(admin, "POST", f"/v1/keys/{created['key_id']}/revoke")
 
     assert first.status_code == second.status_code == 200
     assert first.json()["status"] == "revoked"
@@ -228,12 +232,29 @@ async def test_a_rotated_key_without_grace_is_refused_at_once(
 
 async def test_a_revoked_key_cannot_be_rotated(admin: httpx.AsyncClient) -> None:
     created = await create(admin)
-    await call(admin, "DELETE", f"/v1/keys/{created['key_id']}")
+    await call(admin, "POST", f"/v1/keys/{created['key_id']}/revoke")
 
     response = await call(admin, "POST", f"/v1/keys/{created['key_id']}/rotate", {})
 
-    assert response.status_code == 422
-    assert response.json()["error"] == "key_lifecycle_error"
+    assert response.status_code == 409
+    assert response.json()["error"] == "key_conflict"
+
+
+async def test_a_key_in_its_grace_period_cannot_be_rotated_again(
+    app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    """A second rotation would leave two live successors; the refusal names the first."""
+    old = await create(admin)
+    rotated = await call(admin, "POST", f"/v1/keys/{old['key_id']}/rotate", {"grace_seconds": 3600})
+    before = (await call(admin, "GET", "/v1/keys")).json()["count"]
+
+    again = await call(admin, "POST", f"/v1/keys/{old['key_id']}/rotate", {"grace_seconds": 60})
+
+    assert again.status_code == 409
+    assert again.json()["error"] == "key_conflict"
+    assert rotated.json()["key_id"] in again.json()["message"]
+    assert await status_with(app, old["key"]) == 200  # still in its grace period
+    assert (await call(admin, "GET", "/v1/keys")).json()["count"] == before
 
 
 @pytest.mark.parametrize("scope", [Scope.READ, Scope.WRITE])
@@ -245,7 +266,7 @@ async def test_only_an_admin_key_may_use_the_key_api(
         ("POST", "/v1/keys", NEW_KEY),
         ("GET", "/v1/keys", None),
         ("GET", f"/v1/keys/{target}", None),
-        ("DELETE", f"/v1/keys/{target}", None),
+        ("POST", f"/v1/keys/{target}/revoke", None),
         ("POST", f"/v1/keys/{target}/rotate", {}),
     ]
     async with serving(app, scope) as client:

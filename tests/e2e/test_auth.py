@@ -58,7 +58,7 @@ def test_a_revoked_key_stops_working_at_once_on_the_process_that_revoked_it(
     key_id = victim.split("_")[1]
     with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as http:
         before = http.get("/v1/prompts", headers=auth(victim))
-        revoked = http.delete(f"/v1/keys/{key_id}", headers=auth(admin))
+        revoked = http.post(f"/v1/keys/{key_id}/revoke", headers=auth(admin))
         after = http.get("/v1/prompts", headers=auth(victim))
     assert (before.status_code, revoked.status_code, after.status_code) == (200, 200, 401)
     assert after.headers["www-authenticate"] == 'Bearer realm="ctxfy", error="invalid_token"'

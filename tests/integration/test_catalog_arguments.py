@@ -47,6 +47,22 @@ def test_string_values_from_mcp_clients_are_coerced_to_the_declared_type(
     assert type(value) is type(received)
 
 
+@pytest.mark.parametrize(
+    ("sent", "accepted"), [(4.0, True), (4.5, False), (True, False), ("4", False)]
+)
+def test_a_json_integer_may_be_written_as_a_whole_float_and_nothing_else(
+    entry: CatalogEntry, sent: object, accepted: bool
+) -> None:
+    """JSON Schema's ``integer`` holds ``4.0``; REST bodies are validated strictly."""
+    values = {"topic": "tea", "count": sent}
+    if accepted:
+        validated = entry.argument_model.model_validate(values, strict=True)
+        assert (validated.count, type(validated.count)) == (4, int)  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(ValueError, match="count"):
+            entry.argument_model.model_validate(values, strict=True)
+
+
 def test_a_number_argument_accepts_a_decimal_string(tmp_path: Path) -> None:
     document = prompt(
         arguments=[argument("ratio", "number", required=True)],

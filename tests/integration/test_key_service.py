@@ -14,7 +14,14 @@ from structlog.typing import EventDict
 import app.services.keys as key_service
 from app.services.authenticator import AuthenticationFailed, Authenticator, FailureReason
 from app.services.keys import IssuedKey, KeyLifetimes, KeyService
-from domain.keys import KeyLifecycleError, KeyNotFound, Principal, Scope, ScopeNotGrantable
+from domain.keys import (
+    KeyConflict,
+    KeyLifecycleError,
+    KeyNotFound,
+    Principal,
+    Scope,
+    ScopeNotGrantable,
+)
 from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.metrics import Metrics
@@ -232,7 +239,7 @@ async def test_a_key_rotated_without_grace_in_the_instant_it_was_made_stays_read
 async def test_a_revoked_key_cannot_be_rotated_and_no_successor_is_stored(world: World) -> None:
     old = await world.issue()
     await world.keys.revoke(old.info.key_id)
-    with pytest.raises(KeyLifecycleError):
+    with pytest.raises(KeyConflict):
         await world.keys.rotate(old.info.key_id)
     assert [info.key_id for info in await world.keys.list()] == [old.info.key_id]
 

@@ -1,5 +1,6 @@
 """API keys in ``domain.keys``: issuing a key record and rotating a key."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from domain.keys import (
     ApiKeyInfo,
+    KeyConflict,
     KeyLifecycleError,
     KeyStatus,
     Scope,
@@ -106,16 +108,26 @@ def test_a_rotation_deadline_is_never_before_now_nor_after_the_old_expiry(
     assert now <= deadline <= stored.expires_at
 
 
+def test_a_negative_grace_period_is_refused() -> None:
+    with pytest.raises(KeyLifecycleError, match="must not be negative"):
+        rotation_deadline(info(), now=NOW, grace=-timedelta(seconds=1))
+
+
 @pytest.mark.parametrize(
-    ("stored", "now", "grace", "message"),
+    ("stored", "now", "message"),
     [
-        pytest.param(info(), NOW, -timedelta(seconds=1), "must not be negative", id="negative"),
-        pytest.param(info(revoked_at=NOW), NOW, DAY, "this one is revoked", id="revoked"),
-        pytest.param(info(), NOW + 90 * DAY, DAY, "this one is expired", id="expired"),
+        pytest.param(info(revoked_at=NOW), NOW, "this one is revoked", id="revoked"),
+        pytest.param(info(), NOW + 90 * DAY, "this one is expired", id="expired"),
+        pytest.param(
+            replace(info(), replaced_by="00000000000000aa"),
+            NOW,
+            "already rotated; its successor is 00000000000000aa",
+            id="rotated",
+        ),
     ],
 )
-def test_only_an_active_key_with_a_non_negative_grace_can_be_rotated(
-    stored: ApiKeyInfo, now: datetime, grace: timedelta, message: str
+def test_only_an_active_key_not_rotated_before_can_be_rotated(
+    stored: ApiKeyInfo, now: datetime, message: str
 ) -> None:
-    with pytest.raises(KeyLifecycleError, match=message):
-        rotation_deadline(stored, now=now, grace=grace)
+    with pytest.raises(KeyConflict, match=message):
+        rotation_deadline(stored, now=now, grace=DAY)

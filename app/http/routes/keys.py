@@ -15,6 +15,7 @@ from domain.keys import (
     USER_ID_PATTERN,
     ApiKeyInfo,
     InvalidKeyName,
+    KeyConflict,
     KeyLifecycleError,
     KeyNotFound,
     KeyStatus,
@@ -33,6 +34,7 @@ _ERRORS = responses(
     ScopeNotGrantable,
     KeyNotFound,
     KeyLifecycleError,
+    KeyConflict,
     InvalidKeyName,
 )
 
@@ -169,7 +171,9 @@ def build_router(max_lifetime_days: int) -> APIRouter:
         info = await keys.get(key_id)
         return KeyOut(**key_out(info, datetime.now(UTC)))
 
-    @router.delete("/{key_id}", operation_id="revoke_key", summary="Revoke a key")
+    # Revoking keeps the record (status ``revoked``) for audit, so it is an action on the key,
+    # not a DELETE: the key stays readable afterwards.
+    @router.post("/{key_id}/revoke", operation_id="revoke_key", summary="Revoke a key")
     async def revoke_key(key_id: KeyId, keys: Keys, caller: Admin) -> KeyOut:
         info = await keys.revoke(key_id, actor=caller)
         return KeyOut(**key_out(info, datetime.now(UTC)))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from domain.keys import ApiKeyInfo, KeyLifecycleError, KeyNotFound, Scope
+from domain.keys import ApiKeyInfo, KeyConflict, KeyNotFound, Scope
 from domain.ports import DuplicateKeyId, KeyStore, KeyStoreUnavailable
 from infrastructure.keystore.sql import SqlKeyStore
 from tests.integration.keystore.stored_keys import EAST, NAIVE, NOW, key, opened
@@ -135,10 +135,24 @@ async def test_rotating_a_key_revoked_since_it_was_read_changes_nothing(
     await store.add(key(1))
     revoked = await store.revoke(key(1).key_id, NOW)
 
-    with pytest.raises(KeyLifecycleError, match="is revoked"):
+    with pytest.raises(KeyConflict, match="is revoked"):
         await store.rotate(key(1).key_id, key(2), NOW + timedelta(days=1))
 
     assert await store.list() == [revoked]
+
+
+async def test_rotating_a_key_rotated_since_it_was_read_changes_nothing(
+    store: SqlKeyStore,
+) -> None:
+    """Two concurrent rotations of one key: the store lets only the first one through."""
+    await store.add(key(1))
+    await store.rotate(key(1).key_id, key(2), NOW + timedelta(days=1))
+    before = await store.list()
+
+    with pytest.raises(KeyConflict, match=f"its successor is {key(2).key_id}"):
+        await store.rotate(key(1).key_id, key(3), NOW + timedelta(days=2))
+
+    assert await store.list() == before
 
 
 async def test_updating_a_hash_changes_only_that_key(store: SqlKeyStore) -> None:
