@@ -20,6 +20,7 @@ from app.services.keys import KeyService
 from app.settings import Settings
 from domain.errors import CatalogError
 from domain.keys import (
+    LIFETIME_NOT_POSITIVE,
     USER_ID_PATTERN,
     InvalidKeyName,
     KeyConflict,
@@ -190,7 +191,10 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create a key and print it once, alone on stdout, so scripts can capture it."""
-    lifetime = parse_duration(expires_in) if expires_in else None
+    if expires_in is not None and re.fullmatch(r"0+[dhms]?", expires_in.strip()):
+        # Zero is refused, never read as "not given"; in the words REST and the service use.
+        raise typer.BadParameter(LIFETIME_NOT_POSITIVE, param_hint="'--expires-in'")
+    lifetime = parse_duration(expires_in) if expires_in is not None else None
     if not USER_ID_PATTERN.fullmatch(user):
         raise typer.BadParameter("1-128 characters of A-Z a-z 0-9 . _ @ : + -", param_hint="--user")
     issued = _run_keys(

@@ -30,6 +30,9 @@ NAME_MAX_LENGTH = 100
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:+-]{1,128}$")
 
 
+LIFETIME_NOT_POSITIVE = "a key's lifetime must be positive"
+
+
 class MalformedKey(CtxfyError):
     """The text presented is not a well-formed Ctxfy key (shape or checksum)."""
 
@@ -236,12 +239,7 @@ def new_key_info(
     """
     if not is_safe_name(name):
         raise InvalidKeyName("a key name may not contain control or bidirectional characters")
-    if lifetime <= timedelta(0):
-        raise KeyLifecycleError("a key's lifetime must be positive")
-    if lifetime > max_lifetime:
-        raise KeyLifecycleError(
-            f"a key may live at most {max_lifetime.days} days; asked for {lifetime.days}"
-        )
+    check_lifetime(lifetime, max_lifetime)
     return ApiKeyInfo(
         key_id=key.key_id,
         api_key_hash=api_key_hash,
@@ -251,6 +249,20 @@ def new_key_info(
         created_at=now,
         expires_at=now + lifetime,
     )
+
+
+def check_lifetime(lifetime: timedelta, max_lifetime: timedelta) -> None:
+    """The one rule, and wording, for a new key's lifetime on every surface.
+
+    Raises:
+        KeyLifecycleError: the lifetime is not positive or exceeds the maximum.
+    """
+    if lifetime <= timedelta(0):
+        raise KeyLifecycleError(LIFETIME_NOT_POSITIVE)
+    if lifetime > max_lifetime:
+        raise KeyLifecycleError(
+            f"a key may live at most {max_lifetime.days} days; asked for {lifetime.days}"
+        )
 
 
 def may_grant(granter: Principal | None, scope: Scope) -> bool:

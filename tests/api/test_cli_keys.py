@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli, parse_duration
 from app.settings import Settings
-from domain.keys import ApiKeyInfo, Scope, generate_key, parse_key
+from domain.keys import LIFETIME_NOT_POSITIVE, ApiKeyInfo, Scope, generate_key, parse_key
 from infrastructure.keystore.sql import SqlKeyStore
 
 runner = CliRunner()
@@ -106,12 +106,14 @@ def test_create_refuses_a_name_with_a_bidi_override() -> None:
     assert result.stdout == ""
 
 
-def test_create_refuses_a_zero_lifetime_instead_of_using_the_default() -> None:
+@pytest.mark.parametrize("zero", ["0d", "0", "00h", "0s"])
+def test_create_refuses_a_zero_lifetime_instead_of_using_the_default(zero: str) -> None:
     result = runner.invoke(
-        cli, ["keys", "create", "--user", "ada", "--scope", "read", "--expires-in", "0d"]
+        cli, ["keys", "create", "--user", "ada", "--scope", "read", "--expires-in", zero]
     )
-    assert result.exit_code == 1
-    assert "positive" in result.stderr
+    assert result.exit_code == 2  # a usage error, before any store is opened
+    assert LIFETIME_NOT_POSITIVE in " ".join(result.stderr.split())
+    assert result.stdout == ""
 
 
 def test_list_escapes_a_stored_name_that_would_print_as_something_else() -> None:

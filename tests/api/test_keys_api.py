@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from domain.keys import Principal, Scope, ScopeNotGrantable, parse_key
+from domain.keys import LIFETIME_NOT_POSITIVE, Principal, Scope, ScopeNotGrantable, parse_key
 from tests.api.harness import issue_key, serving, state_of
 from tests.api.keys_helpers import insufficient_scope, status_with
 
@@ -104,6 +104,16 @@ async def test_a_lifetime_over_the_maximum_is_refused_as_the_schema_says(
     (detail,) = response.json()["details"]
     assert detail["field"] == "expires_in_days"
     assert "365" in detail["message"]
+
+
+async def test_a_zero_lifetime_is_refused_in_the_words_the_cli_uses(
+    admin: httpx.AsyncClient,
+) -> None:
+    response = await call(admin, "POST", "/v1/keys", {**NEW_KEY, "expires_in_days": 0})
+
+    assert response.status_code == 422
+    (detail,) = response.json()["details"]
+    assert (detail["field"], detail["message"]) == ("expires_in_days", LIFETIME_NOT_POSITIVE)
 
 
 async def test_an_absurd_lifetime_is_refused_not_a_server_error(admin: httpx.AsyncClient) -> None:

@@ -1,10 +1,12 @@
 """Admin API for keys: create, list, describe, revoke, rotate. Every route needs ``admin``."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, create_model
+from pydantic_core import PydanticCustomError
 
 from app.http.deps import Admin, Keys
 from app.http.errors import SECURED, WITH_BODY, responses
@@ -21,6 +23,7 @@ from domain.keys import (
     KeyStatus,
     Scope,
     ScopeNotGrantable,
+    check_lifetime,
 )
 from domain.text import NAME_PATTERN
 
@@ -80,20 +83,34 @@ class CreateKey(BaseModel):
     )
 
 
+def _lifetime_rule(max_lifetime_days: int) -> Callable[[int | None], int | None]:
+    """The domain's lifetime rule, so REST refuses 0 or too many days in the CLI's words."""
+    longest = timedelta(days=max_lifetime_days)
+
+    def check(days: int | None) -> int | None:
+        if days is not None:
+            try:
+                check_lifetime(timedelta(days=min(days, timedelta.max.days)), longest)
+            except KeyLifecycleError as refused:
+                raise PydanticCustomError("key_lifetime", str(refused)) from None
+        return days
+
+    return check
+
+
 def create_key_body(max_lifetime_days: int) -> type[CreateKey]:
     """``CreateKey`` with the server's maximum lifetime in its schema, as it is enforced."""
+    bounds: dict[str, JsonValue] = {"minimum": 1, "maximum": max_lifetime_days}
     return create_model(
         "CreateKey",
         __base__=CreateKey,
         __doc__=CreateKey.__doc__,
         expires_in_days=(
-            int | None,
-            Field(
-                None,
-                ge=1,
-                le=max_lifetime_days,
-                description="Lifetime in days; the server default when absent.",
-            ),
+            Annotated[
+                Annotated[int, Field(json_schema_extra=bounds)] | None,
+                AfterValidator(_lifetime_rule(max_lifetime_days)),
+            ],
+            Field(None, description="Lifetime in days; the server default when absent."),
         ),
     )
 
