@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import TypedDict, Unpack
 
+import structlog
+
 from app.mcp.middleware import McpLoggingMiddleware, McpMetricsMiddleware
 from app.mcp.server import (
     build_mcp_server,
@@ -19,6 +21,7 @@ from app.mcp.server import (
     request_state_security,
     transport_running,
 )
+from app.mcp.sessions import McpSessions
 from app.mcp.tools import generation_tools
 from app.services.authenticator import Authenticator, AuthPolicy
 from app.services.generation import DocumentGenerator, LlmLabels
@@ -37,6 +40,9 @@ from infrastructure.llm import client_sampling, openai_compatible
 from infrastructure.llm.breaker import CircuitBreaker
 from infrastructure.llm.openai_compatible import OpenAICompatibleLlm
 from infrastructure.metrics import Metrics
+from infrastructure.rate_limit import KeyRateLimiter, memory_storage, redis_storage
+
+logger = structlog.get_logger(__name__)
 
 
 class Overrides(TypedDict, total=False):
@@ -95,7 +101,9 @@ def build_keys(
             cache_ttl_seconds=settings.auth_cache_ttl_seconds,
             cache_size=settings.auth_cache_size,
             max_failures=settings.auth_max_failures,
+            max_failures_per_source=settings.auth_max_failures_per_source,
             failure_window_seconds=settings.auth_failure_window_seconds,
+            max_pending_verifications=settings.auth_max_pending_verifications,
         ),
         metrics=metrics,
         now=now,
@@ -132,6 +140,33 @@ def build_server_llm(settings: Settings) -> OpenAICompatibleLlm | None:
             failure_threshold=settings.llm_breaker_failures,
             cooldown_seconds=settings.llm_breaker_cooldown_seconds,
         ),
+    )
+
+
+def build_rate_limiter(
+    settings: Settings,
+    metrics: Metrics,
+    on_close: list[Callable[[], Awaitable[None]]],
+    clock: Callable[[], float] = time.monotonic,
+) -> KeyRateLimiter:
+    """The per-key rate limits, in Redis when ``CTXFY_REDIS_URL`` is set (not connected yet)."""
+    if settings.redis_url is not None:
+        storage, close = redis_storage(settings.redis_url.get_secret_value())
+        on_close.append(close)
+    else:
+        if settings.workers > 1:
+            logger.warning(
+                "rate_limits_per_worker",
+                detail="without CTXFY_REDIS_URL each worker counts alone, so a key gets "
+                "each limit once per worker",
+            )
+        storage = memory_storage()
+    return KeyRateLimiter(
+        settings.rate_limits,
+        storage,
+        fail_open=settings.rate_limit_fails_open,
+        metrics=metrics,
+        clock=clock,
     )
 
 
@@ -184,9 +219,17 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         sampling_timeout=settings.llm_sampling_timeout_seconds,
     ):
         mcp.add_tool(tool)
-    mcp_app = mcp_http_app(mcp, stateless=settings.mcp_stateless)
+    mcp_app = mcp_http_app(
+        mcp, stateless=settings.mcp_stateless, idle_seconds=settings.mcp_session_idle_seconds
+    )
+    sessions = McpSessions(
+        mcp_app, stateless=settings.mcp_stateless, max_sessions=settings.mcp_max_sessions
+    )
 
     keys = build_keys(settings, metrics, store=overrides.get("key_store"), clock=clock, now=now)
+    # A key revoked (or rotated without grace) here loses its sessions and streams at once.
+    keys.keys.on_key_ended(lambda key_id: sessions.close_key(key_id, reason="key_ended"))
+    rate_limiter = build_rate_limiter(settings, metrics, on_close, clock)
     lifecycle = Lifecycle()
     started_at = now()
     health = HealthService(
@@ -205,10 +248,13 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         catalog=catalog,
         mcp=mcp,
         mcp_app=mcp_app,
+        sessions=sessions,
+        session_sweep_seconds=max(1.0, settings.auth_cache_ttl_seconds),
         key_store=keys.store,
         authenticator=keys.authenticator,
         keys=keys.keys,
         metrics=metrics,
+        rate_limiter=rate_limiter,
         generator=generator,
         health=health,
         lifecycle=lifecycle,

@@ -94,7 +94,8 @@ def serve(
         os.environ["CTXFY_MCP_STATE_KEYS"] = secrets.token_urlsafe(32)
     # Once, before workers start: stale files would be summed into every scrape.
     prepare_multiprocess_dir()
-    from app.serve import run  # imported here to keep `ctxfy --help` fast
+    from app.http.header_guard import HeaderLimits  # imported here to keep `ctxfy --help` fast
+    from app.serve import run
 
     run(
         "app.main:create_app_from_env",
@@ -103,6 +104,11 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         drain_seconds=settings.drain_seconds,
+        # A client gets this long, and this many bytes, for a request's line and headers.
+        header_limits=HeaderLimits(
+            timeout=settings.header_timeout_seconds, max_bytes=settings.max_header_bytes
+        ),
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_config=None,
         access_log=False,  # one access line per request comes from the app itself
         proxy_headers=False,

@@ -6,6 +6,7 @@ from typing import Unpack
 
 from fastapi import FastAPI
 from starlette.middleware import Middleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.bootstrap import Overrides, bootstrap
 from app.http.auth import AuthMiddleware
@@ -15,15 +16,20 @@ from app.http.jsonrpc_guard import JsonRpcGuardMiddleware
 from app.http.limits import BodyLimitMiddleware, BodyLimits
 from app.http.mcp_path import McpPathMiddleware
 from app.http.origin import OriginGuardMiddleware, policy_from
+from app.http.overload import OverloadMiddleware
+from app.http.rate_limit import RateLimitMiddleware
 from app.http.request_context import RequestContextMiddleware
 from app.http.routes import docs as docs_pages
 from app.http.routes import health, keys, metrics, prompts
 from app.http.security_headers import SecurityHeadersMiddleware
+from app.http.session_cap import SessionCapMiddleware
 from app.settings import Settings
 from app.state import AppState
 from infrastructure.logging import configure_logging
 
 MCP_PATH = "/mcp"
+# Answered even by a worker at its concurrency bound: probes, and the scrape that shows why.
+UNBOUNDED_PATHS = ("/health", "/health/live", "/health/ready", metrics.METRICS_PATH)
 
 DESCRIPTION = """\
 Ctxfy serves a library of context-engineering prompts — Context Stacks, Product
@@ -44,12 +50,29 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
         allowed_origins=settings.origin_allowlist,
         bind_host=settings.host,
     )
+    # Behind trusted reverse proxies, the client is the rightmost untrusted X-Forwarded-For
+    # address (uvicorn's own middleware): the access line and the auth throttle see it.
+    proxies = (
+        [Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxy_list))]
+        if settings.trusted_proxy_list
+        else []
+    )
     return [
+        *proxies,
         # Outermost, so HTTP metrics time every other layer and count auth refusals, and
         # see /mcp before the path rewrite.
         Middleware(HttpMetricsMiddleware, registry=state.metrics.registry, mount=MCP_PATH),
         Middleware(RequestContextMiddleware),
         Middleware(SecurityHeadersMiddleware),
+        # After the access line and metrics, so a refusal is logged and counted; before
+        # auth and body reading, so it costs next to nothing.
+        Middleware(
+            OverloadMiddleware,
+            limit=settings.max_concurrent_requests,
+            on_refusal=state.metrics.overload_rejected,
+            exempt=UNBOUNDED_PATHS,
+            mcp_path=MCP_PATH,
+        ),
         Middleware(McpPathMiddleware, path=MCP_PATH),
         Middleware(OriginGuardMiddleware, policy=origins, path=MCP_PATH),
         Middleware(
@@ -64,6 +87,22 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
             mcp_path=MCP_PATH,
         ),
         Middleware(JsonRpcGuardMiddleware, path=MCP_PATH),
+        # After the guard, so an MCP call is classified (generate_* or not) from the message
+        # it parsed; refusals come before any route or the MCP app runs.
+        Middleware(
+            RateLimitMiddleware,
+            limiter=state.rate_limiter,
+            on_limited=state.metrics.rate_limited,
+            mcp_path=MCP_PATH,
+        ),
+        Middleware(
+            SessionCapMiddleware,
+            sessions=state.sessions,
+            per_key=settings.mcp_max_sessions_per_key,
+            idle_seconds=settings.mcp_session_idle_seconds,
+            on_refusal=state.metrics.mcp_session_refused,
+            mcp_path=MCP_PATH,
+        ),
     ]
 
 

@@ -27,6 +27,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
+from app.http.header_guard import HeaderGuardProtocol, HeaderLimits
 from app.state import AppState
 
 logger = structlog.get_logger(__name__)
@@ -37,13 +38,23 @@ _MAX_WRAPPERS = 8
 
 
 class DrainingConfig(uvicorn.Config):
-    """uvicorn's configuration plus the drain period; it travels to spawned workers."""
+    """uvicorn's configuration plus the drain period and the header limits (read by
+    ``HeaderGuardProtocol``, the default ``http`` protocol); it travels to spawned workers."""
 
-    def __init__(self, app: str, *, drain_seconds: float, **options: Any) -> None:
+    def __init__(
+        self,
+        app: str,
+        *,
+        drain_seconds: float,
+        header_limits: HeaderLimits | None = None,
+        **options: Any,
+    ) -> None:
         if drain_seconds < 0:
             raise ValueError("drain_seconds must not be negative")
+        options.setdefault("http", HeaderGuardProtocol)
         super().__init__(app, **options)
         self.drain_seconds = drain_seconds
+        self.header_limits = header_limits or HeaderLimits()
 
 
 class DrainingServer(uvicorn.Server):
@@ -114,6 +125,7 @@ def run(
     port: int,
     workers: int = 1,
     drain_seconds: float = 0.0,
+    header_limits: HeaderLimits | None = None,
     **options: Any,
 ) -> None:
     """Serve ``app_import`` (``"module:attribute"``) like ``uvicorn.run``, draining on SIGTERM.
@@ -124,10 +136,17 @@ def run(
         port: port to bind.
         workers: worker processes; above 1, uvicorn's supervisor runs them.
         drain_seconds: how long to keep serving, not ready, after SIGTERM; 0 stops at once.
+        header_limits: how long and how much a request's line and headers may take.
         **options: any other ``uvicorn.Config`` keyword (``factory``, ``log_config``, …).
     """
     config = DrainingConfig(
-        app_import, drain_seconds=drain_seconds, host=host, port=port, workers=workers, **options
+        app_import,
+        drain_seconds=drain_seconds,
+        header_limits=header_limits,
+        host=host,
+        port=port,
+        workers=workers,
+        **options,
     )
     if config.workers > 1:
         sock = config.bind_socket()

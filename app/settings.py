@@ -1,13 +1,15 @@
 """Runtime settings: environment variables with the ``CTXFY_`` prefix, or a ``.env`` file."""
 
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+import limits
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.generation import LlmMode, default_mode
+from domain.rate_limits import Bucket
 
 type Environment = Literal["dev", "staging", "prod"]
 type LogFormat = Literal["json", "console"]
@@ -15,6 +17,7 @@ type LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 MIN_STATE_KEY_LENGTH = 32
+OFF = "off"  # a rate limit set to this is not enforced
 
 
 def host_name(host: str) -> str:
@@ -68,6 +71,26 @@ class Settings(BaseSettings):
         description="Stateless streamable HTTP with JSON responses (scale-out mode). "
         "Stateful with SSE responses otherwise; only stateful can sample the client's LLM.",
     )
+    mcp_max_sessions: int = Field(
+        1_000,
+        ge=1,
+        le=100_000,
+        description="Stateful MCP sessions one process holds; a new one past it is refused "
+        "with 503 (each costs about 60 KB).",
+    )
+    mcp_max_sessions_per_key: int = Field(
+        16,
+        ge=1,
+        le=10_000,
+        description="Stateful MCP sessions one key may hold in one process; opening one more "
+        "is refused with 429 until one is closed (DELETE) or idles out.",
+    )
+    mcp_session_idle_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="A stateful MCP session with no request for this long is closed.",
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest REST request body."
     )
@@ -115,9 +138,30 @@ class Settings(BaseSettings):
     )
     auth_cache_size: int = Field(10_000, ge=1, le=1_000_000)
     auth_max_failures: int = Field(
-        10, ge=1, description="Failed verifications per key id before it is throttled."
+        10,
+        ge=1,
+        description="Failed authentications per (source address, key id) and window before "
+        "that source is refused with 429 for that key id.",
+    )
+    auth_max_failures_per_source: int = Field(
+        50,
+        ge=1,
+        description="Failed authentications per source address and window, over all key ids, "
+        "before the address is refused with 429.",
     )
     auth_failure_window_seconds: float = Field(60.0, gt=0)
+    auth_max_pending_verifications: int = Field(
+        32,
+        ge=0,
+        le=10_000,
+        description="argon2 verifications that may wait for one of the 2 slots; beyond "
+        "that a first use of a key is answered 503 at once.",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or CIDR networks of reverse proxies whose "
+        "X-Forwarded-For names the client (the rightmost untrusted address); empty: none.",
+    )
     key_default_lifetime_days: int = Field(90, ge=1)
     key_max_lifetime_days: int = Field(365, ge=1)
     argon2_time_cost: int = Field(2, ge=1, le=10)
@@ -127,12 +171,64 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How often last-used times are written to the key store."
     )
 
+    rate_limit_read: str = Field(
+        "600/minute",
+        description="Requests per key that read (REST reads and previews, every MCP method "
+        "but generation), in the notation of `limits` (`600/minute`, `10/5 seconds`); off: none.",
+    )
+    rate_limit_write: str = Field(
+        "60/minute", description="Requests per key that change state (key management); off: none."
+    )
+    rate_limit_generate: str = Field(
+        "10/minute",
+        description="Generations per key (REST generate, MCP generate_* tools): the budget of "
+        "LLM tokens a key can spend; off: none.",
+    )
+    rate_limit_fail_open: bool | None = Field(
+        None,
+        description="When the rate-limit store (Redis) fails: true lets requests through, "
+        "false answers 503. Default: open in dev, closed in staging and prod.",
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="redis:// or rediss:// URL of the store rate limits share across workers "
+        "and replicas; unset, each process counts in its own memory.",
+    )
+
     drain_seconds: float = Field(
         5.0,
         ge=0,
         le=300,
         description="After SIGTERM, how long to keep serving while /health/ready answers 503, "
         "so load balancers move traffic away before shutdown; 0 shuts down at once.",
+    )
+    max_concurrent_requests: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="HTTP requests one worker serves at once; past it a request is answered "
+        "503 with Retry-After at once. Probes and /metrics are exempt; an open MCP event "
+        "stream holds no slot.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a client has to send a request's line and headers, from the "
+        "connection (or, kept alive, the request's first byte); then it is closed (408).",
+    )
+    max_header_bytes: int = Field(
+        65_536,
+        ge=4096,
+        le=1024 * 1024,
+        description="Largest request line plus headers; more is answered 431 and closed.",
+    )
+    keep_alive_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="How long an idle kept-alive connection stays open; behind a proxy that "
+        "reuses connections, set it above the proxy's own idle timeout.",
     )
 
     llm_mode: LlmMode | None = Field(
@@ -190,6 +286,45 @@ class Settings(BaseSettings):
             raise ValueError("CTXFY_DATABASE_URL must start with sqlite:/// or postgresql://")
         return url
 
+    @field_validator("rate_limit_read", "rate_limit_write", "rate_limit_generate")
+    @classmethod
+    def _rate_limit_notation(cls, text: str, info: ValidationInfo) -> str:
+        text = text.strip()
+        if text.lower() == OFF:
+            return OFF
+        variable = f"CTXFY_{(info.field_name or '').upper()}"
+        try:
+            items = limits.parse_many(text)
+        except ValueError:
+            items = []
+        if len(items) != 1 or items[0].amount < 1:
+            raise ValueError(
+                f"{variable} must be one limit like 600/minute or 10/5 seconds, or off; "
+                f"not {text!r}"
+            )
+        return text
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None or not url.get_secret_value().strip():
+            return None
+        if not url.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("CTXFY_REDIS_URL must start with redis:// or rediss://")
+        return url
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, proxies: str) -> str:
+        for item in _comma_list(proxies):
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"CTXFY_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network"
+                ) from None
+        return proxies
+
     @field_validator("llm_base_url")
     @classmethod
     def _http_base_url(cls, url: str | None) -> str | None:
@@ -211,9 +346,31 @@ class Settings(BaseSettings):
         return keys
 
     @property
+    def rate_limits(self) -> dict[Bucket, str | None]:
+        """Each bucket's limit in `limits` notation; ``None`` where it is off."""
+        configured = {
+            Bucket.READ: self.rate_limit_read,
+            Bucket.WRITE: self.rate_limit_write,
+            Bucket.GENERATE: self.rate_limit_generate,
+        }
+        return {bucket: None if text == OFF else text for bucket, text in configured.items()}
+
+    @property
+    def rate_limit_fails_open(self) -> bool:
+        """``rate_limit_fail_open``, or its default for the environment."""
+        if self.rate_limit_fail_open is not None:
+            return self.rate_limit_fail_open
+        return self.env == "dev"
+
+    @property
     def host_allowlist(self) -> tuple[str, ...]:
         """``allowed_hosts`` as a list."""
         return _comma_list(self.allowed_hosts)
+
+    @property
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        """The trusted proxies, parsed from ``CTXFY_TRUSTED_PROXIES``."""
+        return _comma_list(self.trusted_proxies)
 
     @property
     def origin_allowlist(self) -> tuple[str, ...]:

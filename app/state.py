@@ -10,6 +10,7 @@ import structlog
 from fastmcp import FastMCP
 from fastmcp.server.http import StarletteWithLifespan
 
+from app.mcp.sessions import McpSessions, sweep_sessions_every
 from app.services.authenticator import Authenticator
 from app.services.generation import DocumentGenerator
 from app.services.health import HealthService, Lifecycle
@@ -17,6 +18,7 @@ from app.services.keys import KeyService
 from domain.ports import KeyStore
 from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.metrics import Metrics
+from infrastructure.rate_limit import KeyRateLimiter
 
 logger = structlog.get_logger(__name__)
 
@@ -31,16 +33,19 @@ class AppState:
     catalog: PromptCatalog
     mcp: FastMCP
     mcp_app: StarletteWithLifespan
+    sessions: McpSessions
+    session_sweep_seconds: float  # how often sessions of keys ended elsewhere are looked for
     key_store: KeyStore
     authenticator: Authenticator
     keys: KeyService
     metrics: Metrics
+    rate_limiter: KeyRateLimiter
     generator: DocumentGenerator
     health: HealthService
     lifecycle: Lifecycle
     usage_flush_seconds: float
     client_sampling: bool  # whether generation may ask MCP clients' own LLMs
-    # Adapters holding connections (the server LLM's HTTP client), released at shutdown.
+    # Adapters holding connections (the server LLM's HTTP client, Redis), released at shutdown.
     on_close: tuple[Callable[[], Awaitable[None]], ...] = ()
 
     @asynccontextmanager
@@ -59,7 +64,15 @@ class AppState:
             # The MCP app's lifespan runs its session manager; without it every MCP
             # request fails with "Task group is not initialized".
             async with self.mcp_app.lifespan(self.mcp_app), anyio.create_task_group() as tasks:
+                self.sessions.apply_limits()
                 tasks.start_soon(self.keys.flush_usage_every, self.usage_flush_seconds)
+                if self.sessions.stateful:
+                    tasks.start_soon(
+                        sweep_sessions_every,
+                        self.sessions,
+                        self.keys,
+                        self.session_sweep_seconds,
+                    )
                 self.lifecycle.ready = True
                 try:
                     yield

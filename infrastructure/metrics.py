@@ -27,9 +27,13 @@ from prometheus_client import (
     multiprocess,
 )
 
+from domain.rate_limits import Bucket
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-type Outcome = Literal["ok", "error"]
+# cancelled: the caller went away (or was stopped) before the LLM answered.
+type Outcome = Literal["ok", "error", "cancelled"]
+type Surface = Literal["rest", "mcp"]
 # input_required: the first round of a 2026-07-28 call that asks the client for input.
 type McpOutcome = Literal["ok", "error", "input_required"]
 
@@ -122,7 +126,28 @@ class Metrics:
             registry=registry,
         )
         self._rate_limited = Counter(
-            "ctxfy_rate_limited", "Requests refused by a rate limit.", registry=registry
+            "ctxfy_rate_limited",
+            "Requests refused by a rate limit, by bucket (read, write, generate).",
+            ["scope"],
+            registry=registry,
+        )
+        for bucket in Bucket:
+            self._rate_limited.labels(bucket.value)  # every bucket reports, 0 until it refuses
+        self._rate_limit_errors = Counter(
+            "ctxfy_rate_limit_errors",
+            "Requests decided without the rate-limit store (it failed), by the fail mode.",
+            registry=registry,
+        )
+        self._overload_rejected = Counter(
+            "ctxfy_overload_rejected",
+            "Requests refused because the worker had its limit of requests in flight.",
+            ["surface"],
+            registry=registry,
+        )
+        self._mcp_sessions_refused = Counter(
+            "ctxfy_mcp_sessions_refused",
+            "MCP sessions refused because the key held CTXFY_MCP_MAX_SESSIONS_PER_KEY.",
+            registry=registry,
         )
         # livemax: workers load the same catalog; a dead worker's value drops out.
         self._prompts_loaded = Gauge(
@@ -148,9 +173,21 @@ class Metrics:
         """Count one argon2 verification (cache hits are never counted)."""
         self._verifications.inc()
 
-    def rate_limited(self) -> None:
-        """Count a request refused by a rate limit."""
-        self._rate_limited.inc()
+    def rate_limited(self, scope: Bucket) -> None:
+        """Count a request refused by the rate limit of bucket ``scope``."""
+        self._rate_limited.labels(scope.value).inc()
+
+    def rate_limit_error(self) -> None:
+        """Count a request the rate-limit store could not decide."""
+        self._rate_limit_errors.inc()
+
+    def mcp_session_refused(self) -> None:
+        """Count an MCP session refused at its key's session cap."""
+        self._mcp_sessions_refused.inc()
+
+    def overload_rejected(self, surface: Surface) -> None:
+        """Count a request refused at the concurrency bound, by ``rest`` or ``mcp``."""
+        self._overload_rejected.labels(surface).inc()
 
     def mcp_request(self, method: str, name: str, outcome: McpOutcome, seconds: float) -> None:
         """Record one MCP request; ``name`` must be bounded already (``McpMetricsMiddleware``)."""

@@ -187,3 +187,49 @@ class ClientLlm:
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
+
+
+class HeldLlm:
+    """An ``LlmGateway`` whose calls wait until the test releases them, counting each call
+    held, answered and cancelled; ``until(...)`` waits (unbounded: wrap it) for a count."""
+
+    def __init__(self, answer: LlmCompletion | None = None) -> None:
+        self.answer = answer or completion()
+        self.held = self.answered = self.cancelled = 0
+        self._released = False
+        self._changed: anyio.Event | None = None  # made in the event loop, on first use
+
+    async def complete(self, request: LlmRequest) -> LlmCompletion:
+        self.held += 1
+        self._notify()
+        try:
+            while not self._released:
+                await self._event().wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+        finally:
+            self.held -= 1
+            self._notify()
+        self.answered += 1
+        return self.answer
+
+    def release(self) -> None:
+        """Let every held call, and every later one, answer."""
+        self._released = True
+        self._notify()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds; it is checked whenever a count changes."""
+        while not condition():
+            await self._event().wait()
+
+    def _event(self) -> anyio.Event:
+        if self._changed is None:
+            self._changed = anyio.Event()
+        return self._changed
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None

@@ -13,7 +13,13 @@ from app.http.errors import response_for, unauthorized
 from app.http.request_context import access_line
 from app.http.routes.docs import ASSETS_PATH, DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
 from app.http.security import PRINCIPAL, AmbiguousCredentials
-from app.services.authenticator import AuthenticationFailed, Authenticator, FailureReason
+from app.services.authenticator import (
+    AuthenticationFailed,
+    Authenticator,
+    AuthThrottled,
+    FailureReason,
+    VerificationBusy,
+)
 from domain.keys import Principal
 from domain.ports import KeyStoreUnavailable
 
@@ -120,6 +126,14 @@ class AuthMiddleware:
             )
         except AuthenticationFailed as failed:
             await self._refuse(scope, receive, send, failed.reason, True, failed.key_id)
+            return
+        except AuthThrottled as throttled:
+            self._count(scope, FailureReason.THROTTLED, throttled.key_id)
+            await response_for(throttled, scope)(scope, receive, send)
+            return
+        except VerificationBusy as busy:
+            self._count(scope, FailureReason.BUSY, None)
+            await response_for(busy, scope)(scope, receive, send)
             return
         except KeyStoreUnavailable as exc:
             logger.error("auth_store_unavailable", path=scope["path"])

@@ -30,6 +30,7 @@ from app.http.security import (
     invalid_request_challenge,
     scope_challenge,
 )
+from app.services.authenticator import AuthThrottled, VerificationBusy
 from domain.errors import (
     CtxfyError,
     FieldError,
@@ -58,10 +59,12 @@ from domain.llm import (
     SamplingUnavailable,
 )
 from domain.ports import KeyStoreUnavailable
+from domain.rate_limits import RateDecision, RateLimited, RateLimitUnavailable
 
 logger = structlog.get_logger(__name__)
 
 KEY_STORE_RETRY_AFTER = 5
+OVERLOAD_RETRY_AFTER = 1  # seconds: a full server frees slots as fast as it answers
 VALIDATION_ERROR = "validation_error"
 
 
@@ -112,6 +115,24 @@ class NotJson(CtxfyError):
         super().__init__("Send the request body as JSON (Content-Type: application/json).")
 
 
+class Overloaded(CtxfyError):
+    """The server has as many requests in flight as it takes (``OverloadMiddleware``)."""
+
+    code = "overloaded"
+
+    def __init__(self) -> None:
+        super().__init__("The server is at capacity; try again shortly.")
+
+
+class ClientDisconnected(CtxfyError):
+    """The client closed its connection before its answer was ready."""
+
+    code = "client_disconnected"
+
+    def __init__(self) -> None:
+        super().__init__("The client closed the connection before the answer was ready.")
+
+
 def _no_headers(_: Any) -> dict[str, str]:
     return {}
 
@@ -119,6 +140,19 @@ def _no_headers(_: Any) -> dict[str, str]:
 def _retry_hint(error: LlmRateLimited | LlmCircuitOpen) -> dict[str, str]:
     seconds = error.retry_after
     return {} if seconds is None else {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def rate_limit_headers(decision: RateDecision) -> dict[str, str]:
+    """The IETF draft's ``RateLimit-*`` fields for a request a limit counted."""
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(decision.reset_after),
+    }
+
+
+def _rate_limited(error: RateLimited) -> dict[str, str]:
+    return {"Retry-After": str(error.decision.retry_after), **rate_limit_headers(error.decision)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +215,18 @@ ERRORS: tuple[ErrorRule, ...] = (
         headers=lambda _: {"WWW-Authenticate": challenge(sent_credential=False)},
     ),
     ErrorRule(
+        AuthThrottled,
+        429,
+        "too many failed authentications from this address; `Retry-After` says when to retry",
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
+    ErrorRule(
+        VerificationBusy,
+        503,
+        "every key-verification slot is taken; `Retry-After` says when to retry",
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
+    ErrorRule(
         InsufficientScope,
         403,
         "the key lacks the scope this operation needs",
@@ -203,6 +249,29 @@ ERRORS: tuple[ErrorRule, ...] = (
         message="The key store cannot be reached; try again shortly.",
         headers=lambda _: {"Retry-After": str(KEY_STORE_RETRY_AFTER)},
     ),
+    ErrorRule(
+        Overloaded,
+        503,
+        "the server has `CTXFY_MAX_CONCURRENT_REQUESTS` requests in flight; `Retry-After` "
+        "says when to try again",
+        headers=lambda _: {"Retry-After": str(OVERLOAD_RETRY_AFTER)},
+    ),
+    ErrorRule(
+        RateLimited,
+        429,
+        "the key used up this kind of request (`CTXFY_RATE_LIMIT_*`); `Retry-After` says "
+        "when to try again",
+        headers=_rate_limited,
+    ),
+    ErrorRule(
+        RateLimitUnavailable,
+        503,
+        "the rate-limit store cannot be reached and limits fail closed; `Retry-After` says "
+        "when to try again",
+        headers=lambda e: {"Retry-After": str(e.retry_after)},
+    ),
+    # Never received: the client has gone. Logged and counted as nginx's "client closed request".
+    ErrorRule(ClientDisconnected, 499, "the client closed the connection before the answer"),
     ErrorRule(LlmNotConfigured, 503, "no server-side LLM is configured for this request"),
     ErrorRule(SamplingUnavailable, 503, "the client cannot sample and no server LLM can stand in"),
     ErrorRule(SamplingFailed, 502, "the client's LLM refused or failed"),
@@ -259,10 +328,18 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=dict(headers or {}))
 
 
-def jsonrpc_error(status: int, code: int, message: str) -> JSONResponse:
-    """A JSON-RPC error without an id, as ``/mcp`` answers what it refuses before the SDK."""
-    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
-    return JSONResponse(body, status_code=status)
+def jsonrpc_error(
+    status: int,
+    code: int,
+    message: str,
+    *,
+    message_id: int | str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON-RPC error, as ``/mcp`` answers what it refuses before the SDK; its id is the
+    request's when it is known."""
+    body = {"jsonrpc": "2.0", "id": message_id, "error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def response_for(exc: CtxfyError, scope: Scope | None = None) -> JSONResponse:
@@ -319,7 +396,16 @@ def responses(
 
 
 # What every route behind a key can answer, whatever it does; and every route with a body.
-SECURED: tuple[type[Exception], ...] = (NotAuthenticated, AmbiguousCredentials, KeyStoreUnavailable)
+SECURED: tuple[type[Exception], ...] = (
+    NotAuthenticated,
+    AmbiguousCredentials,
+    AuthThrottled,
+    VerificationBusy,
+    KeyStoreUnavailable,
+    Overloaded,
+    RateLimited,
+    RateLimitUnavailable,
+)
 WITH_BODY: tuple[type[Exception], ...] = (
     BodyTooLarge,
     CompressedBody,

@@ -5,7 +5,12 @@ request or notification (``method``), or a response to a server request (``resul
 ``error`` with an ``id``). Anything else is 400 with a fixed JSON-RPC error that never echoes
 what was sent (the SDK's own validation messages quote the input). Runs after the body
 limit, so the body arrives whole.
+
+A message that passes is described in ``scope[JSONRPC_CALL]`` (its method, the tool a
+``tools/call`` names, its id), so layers further in never parse the body again.
 """
+
+from dataclasses import dataclass
 
 import orjson
 from mcp.types import INVALID_REQUEST, PARSE_ERROR
@@ -15,10 +20,20 @@ from app.http.errors import jsonrpc_error
 from app.http.limits import replay
 
 MAX_ID_LENGTH = 256
+JSONRPC_CALL = "ctxfy.jsonrpc_call"  # scope key: the POSTed message's JsonRpcCall
 
 
-def problem(body: bytes) -> tuple[int, str] | None:
-    """The JSON-RPC error code and message for ``body``, or ``None`` if it is one message."""
+@dataclass(frozen=True, slots=True)
+class JsonRpcCall:
+    """What one well-formed JSON-RPC message asks for."""
+
+    method: str | None  # None: a client's answer to a request of the server
+    tool: str | None = None  # the tool a ``tools/call`` names
+    id: int | str | None = None
+
+
+def check(body: bytes) -> JsonRpcCall | tuple[int, str]:
+    """What ``body`` asks for, or the JSON-RPC error code and message it deserves."""
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -44,9 +59,10 @@ def problem(body: bytes) -> tuple[int, str] | None:
         params = message.get("params")
         if params is not None and not isinstance(params, dict | list):
             return INVALID_REQUEST, 'Invalid request: "params" must be an object.'
-        return None
+        tool = params.get("name") if method == "tools/call" and isinstance(params, dict) else None
+        return JsonRpcCall(method, tool if isinstance(tool, str) else None, request_id)
     if "id" in message and ("result" in message or "error" in message):
-        return None  # a client's answer to a request of the server (legacy sessions)
+        return JsonRpcCall(None, None, request_id)  # an answer to the server (legacy sessions)
     return INVALID_REQUEST, 'Invalid request: a message needs a "method".'
 
 
@@ -68,8 +84,10 @@ class JsonRpcGuardMiddleware:
             await self.app(scope, receive, send)
             return
         first = await receive()
-        found = problem(first.get("body", b"")) if first["type"] == "http.request" else None
-        if found is None:
+        found = check(first.get("body", b"")) if first["type"] == "http.request" else None
+        if not isinstance(found, tuple):
+            if found is not None:
+                scope[JSONRPC_CALL] = found
             await self.app(scope, replay(first, receive), send)
             return
         code, text = found

@@ -147,7 +147,9 @@ def build_mcp_server(
     return server
 
 
-def mcp_http_app(server: FastMCP, *, stateless: bool) -> StarletteWithLifespan:
+def mcp_http_app(
+    server: FastMCP, *, stateless: bool, idle_seconds: float | None = None
+) -> StarletteWithLifespan:
     """The streamable-HTTP app of ``server``, serving both protocol eras at its root.
 
     The SDK's auth-context middleware hands the caller our middleware authenticated
@@ -158,6 +160,7 @@ def mcp_http_app(server: FastMCP, *, stateless: bool) -> StarletteWithLifespan:
         path="/",
         stateless_http=stateless,
         json_response=stateless,
+        session_idle_timeout=idle_seconds,
         middleware=[StarletteMiddleware(AuthContextMiddleware)],
     )
 

@@ -25,9 +25,12 @@ class AccessLine:
     mcp_name: str | None = None
     mcp_outcome: McpOutcome | None = None
     mcp_error: str | None = None
+    rate_limit: str | None = None  # the bucket that refused the request, or "unavailable"
     llm_route: str | None = None
     llm_error: str | None = None
     llm: LlmCompletion | None = None
+    # Why a layer before the routes turned the request away (``overloaded``).
+    refused: str | None = None
 
     def allowed(self, principal: Principal) -> None:
         """Record that ``principal`` was authenticated (an audited decision)."""
@@ -49,8 +52,10 @@ class AccessLine:
             ("mcp_name", self.mcp_name),
             ("mcp_outcome", self.mcp_outcome),
             ("mcp_error", self.mcp_error),
+            ("rate_limit", self.rate_limit),
             ("llm_route", self.llm_route),
             ("llm_error", self.llm_error),
+            ("refused", self.refused),
         )
         fields.update((name, value) for name, value in optional if value is not None)
         llm = self.llm

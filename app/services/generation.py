@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
 
+import anyio
 import structlog
 from pydantic import BaseModel, Field
 
@@ -35,6 +36,9 @@ logger = structlog.get_logger(__name__)
 # The metrics label for models a client picks: their names are the client's to choose,
 # so they go on the log line, never into a label.
 CLIENT_MODEL_LABEL = "client"
+# ``llm_error`` of a generation stopped before its LLM answered; a caller that knows why
+# (a REST client that disconnected) writes its own, more specific, code over it.
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,11 @@ class DocumentGenerator:
             logger.warning(
                 "generation_failed", prompt=plan.prompt, route=route.value, error=exc.code
             )
+            raise
+        except anyio.get_cancelled_exc_class():
+            line.llm_error = CANCELLED
+            self._record(route, "cancelled", perf_counter() - started, None, None)
+            logger.info("generation_cancelled", prompt=plan.prompt, route=route.value)
             raise
         line.llm = completion
         self._record(

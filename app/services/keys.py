@@ -1,7 +1,7 @@
 """Key management: create, list, revoke and rotate, for the CLI and the admin API alike;
 and the batched, off-request-path writing of last-use times."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +13,7 @@ from app.services.authenticator import Authenticator
 from domain.keys import (
     ApiKeyInfo,
     KeyNotFound,
+    KeyStatus,
     Principal,
     Scope,
     ScopeNotGrantable,
@@ -67,6 +68,31 @@ class KeyService:
         self._lifetimes = lifetimes
         self._authenticator = authenticator
         self._now = now
+        self._ended_listeners: list[Callable[[str], Awaitable[object]]] = []
+
+    def on_key_ended(self, listener: Callable[[str], Awaitable[object]]) -> None:
+        """Call ``listener(key_id)`` when this service revokes a key, or rotates one without
+        a grace period: whatever the key holds open (MCP sessions, streams) can be closed."""
+        self._ended_listeners.append(listener)
+
+    async def key_ended(self, key_id: str) -> None:
+        """Tell the listeners ``key_id`` no longer works (also for ends found elsewhere)."""
+        for listener in self._ended_listeners:
+            await listener(key_id)
+
+    async def ended_of(self, key_ids: Iterable[str]) -> list[str]:
+        """Which of ``key_ids`` are no longer active (revoked, expired or gone), per the store.
+
+        Raises:
+            KeyStoreUnavailable: the store cannot be reached.
+        """
+        now = self._now()
+        ended = []
+        for key_id in key_ids:
+            info = await self._store.get(key_id)
+            if info is None or info.status(now) is not KeyStatus.ACTIVE:
+                ended.append(key_id)
+        return ended
 
     async def create(
         self,
@@ -125,6 +151,7 @@ class KeyService:
         audit.info(
             "key_revoked", audit=True, actor=_actor(actor), key_id=key_id, user_id=info.user_id
         )
+        await self.key_ended(key_id)
         return info
 
     async def rotate(
@@ -155,6 +182,8 @@ class KeyService:
             user_id=old.user_id,
             old_key_expires_at=deadline.isoformat(),
         )
+        if deadline <= now:
+            await self.key_ended(key_id)
         return issued
 
     async def _issue(

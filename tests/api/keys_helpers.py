@@ -29,6 +29,12 @@ MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
 REFUSED_KINDS = ("malformed", "bad_checksum", "unknown_id", "wrong_secret", "revoked", "expired")
 HIERARCHY = (Scope.READ, Scope.WRITE, Scope.ADMIN)  # each includes the ones before it
 MCP_MOUNT = "/mcp"
+# The scope matrices send every refused kind of key to every operation from one address: far
+# past the auth throttle, which has its own tests (test_auth_throttle.py).
+UNTHROTTLED: dict[str, int] = {
+    "auth_max_failures": 1_000_000,
+    "auth_max_failures_per_source": 1_000_000,
+}
 ALLOWED = "allowed"
 INITIALIZE = {
     "protocolVersion": "2025-06-18",

@@ -20,6 +20,8 @@ from starlette.routing import BaseRoute, Match, Mount, Route
 
 from app.http.auth import is_public
 from app.http.security import RequireScope
+from app.main import create_app
+from app.settings import Settings
 from domain.keys import Scope, parse_key
 from tests.api.harness import catalog_of, issue_key, serving
 from tests.api.keys_helpers import (
@@ -28,6 +30,7 @@ from tests.api.keys_helpers import (
     INVALID_TOKEN,
     MCP_MOUNT,
     REALM,
+    UNTHROTTLED,
     Credential,
     credentials,
     insufficient_scope,
@@ -39,6 +42,11 @@ pytestmark = pytest.mark.anyio
 PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 FRESH_KEY_ID = "0123456789abcdef"  # replaced by a throwaway key's id in every request
 BODIES: dict[tuple[str, str], Any] = {("POST", "/v1/keys"): {"user_id": "made-by", "scope": "read"}}
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return create_app(Settings(**UNTHROTTLED))  # type: ignore[arg-type]
 
 
 def grants(held: Scope, needed: Scope) -> bool:

@@ -35,6 +35,7 @@ from tests.api.keys_helpers import (
     MCP_ACCEPT,
     MCP_MOUNT,
     REALM,
+    UNTHROTTLED,
     Credential,
     credentials,
     outcome,
@@ -209,7 +210,7 @@ async def raw_outcome(client: httpx.AsyncClient, call: McpCall, credential: Cred
 async def test_every_mcp_method_answers_every_credential_as_its_scope_says(
     stateless: bool, mode: str
 ) -> None:
-    app = create_app(Settings(mcp_stateless=stateless))
+    app = create_app(Settings(mcp_stateless=stateless, **UNTHROTTLED))  # type: ignore[arg-type]
     mismatches: list[str] = []
     async with serving(app, scope=None) as client:
         kinds = await credentials(app)

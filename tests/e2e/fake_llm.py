@@ -5,6 +5,8 @@ error status, or nothing until released) and records every request it receives.
 """
 
 import json
+import select
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +16,8 @@ from typing import Any, cast
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 JOIN_TIMEOUT = 5.0
+# How often a hanging request looks at its release while watching for the client to leave.
+HANG_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,8 @@ class Fail:
 
 @dataclass(frozen=True, slots=True)
 class Hang:
-    """Answer nothing until ``released`` is set; then close the connection unanswered."""
+    """Answer nothing until ``released`` is set, or until the client closes the connection
+    (recorded as a hang-up); then close the connection unanswered."""
 
     released: threading.Event = field(default_factory=threading.Event)
 
@@ -62,6 +67,8 @@ class FakeLlm:
         self._behaviour: Behaviour = Reply()
         self._hangs: list[Hang] = []
         self._seen: list[SeenRequest] = []
+        self._hung_up: list[SeenRequest] = []
+        self._hang_up = threading.Condition(self._lock)
 
     @property
     def base_url(self) -> str:
@@ -73,6 +80,18 @@ class FakeLlm:
         """Every request received so far, oldest first."""
         with self._lock:
             return list(self._seen)
+
+    @property
+    def hung_up(self) -> list[SeenRequest]:
+        """Hanging requests whose client closed the connection, oldest first."""
+        with self._lock:
+            return list(self._hung_up)
+
+    def wait_for_hang_up(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Whether ``count`` hanging requests' clients have closed their connections,
+        waiting (bounded by ``timeout``) for them to."""
+        with self._hang_up:
+            return self._hang_up.wait_for(lambda: len(self._hung_up) >= count, timeout)
 
     def reply(self, reply: Reply) -> None:
         """Answer every request from now on with ``reply``."""
@@ -99,6 +118,7 @@ class FakeLlm:
         with self._lock:
             self._behaviour = Reply()
             self._seen.clear()
+            self._hung_up.clear()
 
     def _set(self, behaviour: Behaviour) -> None:
         with self._lock:
@@ -110,6 +130,11 @@ class FakeLlm:
         with self._lock:
             self._seen.append(seen)
             return self._behaviour
+
+    def _client_left(self, seen: SeenRequest) -> None:
+        with self._hang_up:
+            self._hung_up.append(seen)
+            self._hang_up.notify_all()
 
 
 class _Server(ThreadingHTTPServer):
@@ -129,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {"unparsed": raw.decode("utf-8", "replace")}
         headers = {name.lower(): value for name, value in self.headers.items()}
-        behaviour = fake._received(SeenRequest(self.path, headers, body))
+        seen = SeenRequest(self.path, headers, body)
+        behaviour = fake._received(seen)
         if self.path != COMPLETIONS_PATH:
             self._answer(404, {"error": {"message": f"no route {self.path}"}})
         elif isinstance(behaviour, Reply):
@@ -139,8 +165,23 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"message": "scripted failure", "type": "fake", "code": behaviour.status}
             self._answer(behaviour.status, {"error": error}, extra)
         else:
-            behaviour.released.wait()
+            if self._client_leaves_before(behaviour.released):
+                fake._client_left(seen)
             self.close_connection = True
+
+    def _client_leaves_before(self, released: threading.Event) -> bool:
+        """Wait for ``released``; ``True`` if the client closes the connection first."""
+        while not released.is_set():
+            readable, _, _ = select.select([self.connection], [], [], HANG_POLL_SECONDS)
+            if readable:
+                try:
+                    gone = not self.connection.recv(1, socket.MSG_PEEK)
+                except ConnectionError:
+                    gone = True
+                if gone:
+                    return True
+                released.wait()  # it sent more instead: nothing to watch for
+        return False
 
     def _answer(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None

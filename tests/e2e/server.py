@@ -88,10 +88,18 @@ def ctxfy(env: Mapping[str, str], *args: str) -> str:
 
 @contextmanager
 def running_server(
-    database_dir: Path, env: Mapping[str, str] | None = None, *, scope: str = "read"
+    database_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    scope: str = "read",
+    key: str | None = None,
 ) -> Iterator[RunningServer]:
     """Start ``python -m app serve`` on its own key store with a key of ``scope`` made by
-    the CLI, wait (bounded) for its startup line, and stop it by PID."""
+    the CLI, wait (bounded) for its startup line, and stop it by PID.
+
+    ``key``: one already in the store under ``database_dir`` (another server's), so two
+    servers share a database and a caller; none is made then.
+    """
     port = free_port()
     process_env = {
         **os.environ,
@@ -101,7 +109,8 @@ def running_server(
         "CTXFY_DATABASE_URL": f"sqlite:///{database_dir / 'keys.db'}",
         **(env or {}),
     }
-    key = ctxfy(process_env, "keys", "create", "--user", "e2e", "--scope", scope).strip()
+    if key is None:
+        key = ctxfy(process_env, "keys", "create", "--user", "e2e", "--scope", scope).strip()
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"],
         env=process_env,

@@ -46,7 +46,13 @@ def suite(
             "(or `npm ci --ignore-scripts` there) first."
         )
     root = tmp_path_factory.mktemp(f"conformance-{mode}")
-    env = {"CTXFY_MCP_STATELESS": str(mode == "stateless").lower(), "CTXFY_DRAIN_SECONDS": "0"}
+    env = {
+        "CTXFY_MCP_STATELESS": str(mode == "stateless").lower(),
+        "CTXFY_DRAIN_SECONDS": "0",
+        # Every scenario of both revisions through one key: rate limits have their own tests.
+        "CTXFY_RATE_LIMIT_READ": "off",
+        "CTXFY_RATE_LIMIT_GENERATE": "off",
+    }
     with (
         running_server(root, env, scope="write") as server,
         running_key_proxy(("127.0.0.1", server.port), server.key) as proxy,

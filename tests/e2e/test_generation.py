@@ -48,6 +48,8 @@ def stateful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
         "CTXFY_MCP_STATELESS": "false",
         "CTXFY_DRAIN_SECONDS": "0",
         "CTXFY_LLM_SAMPLING_TIMEOUT_SECONDS": str(SAMPLING_TIMEOUT),
+        # One key generates many times a minute here; the budget has tests of its own.
+        "CTXFY_RATE_LIMIT_GENERATE": "off",
     }
     with running_server(tmp_path_factory.mktemp("gen-client"), env, scope="write") as server:
         yield server
@@ -56,7 +58,12 @@ def stateful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer
 @pytest.fixture(scope="module")
 def stateless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """Stateless, client-only policy: only 2026-07-28 clients' LLMs can be asked."""
-    env = {"CTXFY_MCP_STATELESS": "true", "CTXFY_DRAIN_SECONDS": "0", "CTXFY_LLM_MODE": "client"}
+    env = {
+        "CTXFY_MCP_STATELESS": "true",
+        "CTXFY_DRAIN_SECONDS": "0",
+        "CTXFY_LLM_MODE": "client",
+        "CTXFY_RATE_LIMIT_GENERATE": "off",
+    }
     with running_server(tmp_path_factory.mktemp("gen-stateless"), env, scope="write") as server:
         yield server
 

@@ -44,6 +44,8 @@ def llm_env(fake: FakeLlm, **overrides: str) -> dict[str, str]:
         "CTXFY_LLM_MODEL": OPERATOR_MODEL,
         "CTXFY_LLM_TIMEOUT_SECONDS": str(LLM_TIMEOUT),
         "CTXFY_LLM_MAX_RETRIES": "0",
+        # One key generates many times a minute here; the budget has tests of its own.
+        "CTXFY_RATE_LIMIT_GENERATE": "off",
         **overrides,
     }
 

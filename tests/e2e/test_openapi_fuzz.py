@@ -39,6 +39,11 @@ def server(upstream: FakeLlm, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "CTXFY_LLM_MODEL": "operator-model",
         "CTXFY_LLM_MAX_RETRIES": "0",
         "CTXFY_DRAIN_SECONDS": "0",
+        # The fuzz checks the API's contract with one key and thousands of valid requests;
+        # limits would answer those 429 (rate limits have tests of their own).
+        "CTXFY_RATE_LIMIT_READ": "off",
+        "CTXFY_RATE_LIMIT_WRITE": "off",
+        "CTXFY_RATE_LIMIT_GENERATE": "off",
     }
     with running_server(tmp_path_factory.mktemp("openapi-fuzz"), env, scope="admin") as started:
         yield started

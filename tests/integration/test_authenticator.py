@@ -1,5 +1,6 @@
 """The authenticator against a real SQLite key store and real argon2, with time driven."""
 
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,7 +13,9 @@ from app.services.authenticator import (
     AuthenticationFailed,
     Authenticator,
     AuthPolicy,
+    AuthThrottled,
     FailureReason,
+    VerificationBusy,
 )
 from app.services.keys import IssuedKey, KeyService
 from domain.keys import PresentedKey, Scope, generate_key, parse_key
@@ -166,20 +169,35 @@ async def test_a_cached_key_is_not_trusted_past_its_own_expiry(world: World) -> 
 
 
 @pytest.mark.parametrize(
-    ("presented", "reason"),
-    [
-        ("", FailureReason.MALFORMED),
-        ("ctxfy_not-a-key", FailureReason.MALFORMED),
-        (_break_checksum(generate_key().plaintext), FailureReason.MALFORMED),
-        (generate_key().plaintext, FailureReason.UNKNOWN),
-    ],
-    ids=["empty", "shape", "checksum", "unknown-id"],
+    "presented",
+    ["", "ctxfy_not-a-key", _break_checksum(generate_key().plaintext)],
+    ids=["empty", "shape", "checksum"],
 )
-async def test_malformed_and_unknown_keys_never_reach_argon2(
-    world: World, presented: str, reason: FailureReason
-) -> None:
-    assert await reason_for(world, presented) is reason
+async def test_malformed_keys_never_reach_the_store_or_argon2(world: World, presented: str) -> None:
+    world.store.down = True  # a lookup would fail: there is none
+    assert await reason_for(world, presented) is FailureReason.MALFORMED
     assert world.verifications == 0
+
+
+async def test_an_unknown_key_id_costs_the_same_argon2_work_as_a_wrong_secret(
+    world: World,
+) -> None:
+    """So timing does not tell which key ids exist."""
+    issued = await world.issue()
+    wrong = PresentedKey(key_id=issued.info.key_id, secret=generate_key().secret).plaintext
+
+    assert await reason_for(world, generate_key().plaintext) is FailureReason.UNKNOWN
+    after_unknown = world.verifications
+    assert await reason_for(world, wrong) is FailureReason.WRONG_SECRET
+
+    assert after_unknown == 1
+    assert world.verifications - after_unknown == 1
+
+
+async def throttled(world: World, presented: str, client: str = "") -> AuthThrottled:
+    with anyio.fail_after(10), pytest.raises(AuthThrottled) as refused:
+        await world.authenticator.authenticate(presented, client)
+    return refused.value
 
 
 async def test_a_wrong_secret_is_refused_and_repeated_failures_are_throttled_without_argon2(
@@ -189,12 +207,86 @@ async def test_a_wrong_secret_is_refused_and_repeated_failures_are_throttled_wit
     wrong = PresentedKey(key_id=issued.info.key_id, secret=generate_key().secret).plaintext
     reasons = [await reason_for(world, wrong) for _ in range(3)]
     assert reasons == [FailureReason.WRONG_SECRET] * 3
-    assert await reason_for(world, wrong) is FailureReason.THROTTLED
-    assert await reason_for(world, issued.plaintext) is FailureReason.THROTTLED
+    world.clock.advance(20)
+    assert (await throttled(world, wrong)).retry_after == 40  # what is left of the window
+    assert (await throttled(world, issued.plaintext)).key_id == issued.info.key_id
     assert world.verifications == 3
 
-    world.clock.advance(60)
+    world.clock.advance(40)
     assert (await world.authenticator.authenticate(issued.plaintext)).key_id == issued.info.key_id
+
+
+async def test_a_throttled_source_is_refused_before_the_store_is_asked(world: World) -> None:
+    """Guesses stop reaching the store (and argon2) once the source is throttled."""
+    guess = generate_key().plaintext
+    for _ in range(3):
+        await reason_for(world, guess)
+    gets, verified = world.store.gets, world.verifications
+
+    refused = await throttled(world, guess)
+
+    assert refused.retry_after == 60
+    assert (world.store.gets, world.verifications) == (gets, verified)
+
+
+async def test_failures_over_many_key_ids_throttle_the_source_as_a_whole(tmp_path: Path) -> None:
+    store = SwitchableKeyStore(SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}"))
+    await store.start()
+    policy = AuthPolicy(max_failures=3, max_failures_per_source=5)
+    world = build(store, Clock(), Argon2KeyHasher(CHEAP), policy)
+    try:
+        issued = await world.issue()
+        for _ in range(5):  # five different ids, each under its own limit of 3
+            with pytest.raises(AuthenticationFailed):
+                await world.authenticator.authenticate(generate_key().plaintext, "192.0.2.1")
+
+        await throttled(world, issued.plaintext, "192.0.2.1")
+        principal = await world.authenticator.authenticate(issued.plaintext, "192.0.2.2")
+        assert principal.key_id == issued.info.key_id
+    finally:
+        await store.close()
+
+
+class HeldHasher(Argon2KeyHasher):
+    """argon2 that, once ``hold`` is set, waits in ``verify`` until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(CHEAP)
+        self.hold = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def verify(self, stored_hash: str, secret: str) -> bool:
+        if self.hold.is_set():
+            self.entered.set()
+            self.release.wait(timeout=10)
+        return super().verify(stored_hash, secret)
+
+
+async def test_argon2_work_beyond_its_budget_is_refused_at_once(tmp_path: Path) -> None:
+    store = SwitchableKeyStore(SqlKeyStore(f"sqlite:///{tmp_path / 'keys.db'}"))
+    await store.start()
+    hasher = HeldHasher()
+    policy = AuthPolicy(max_concurrent_verifications=1, max_pending_verifications=1)
+    world = build(store, Clock(), hasher, policy)
+    try:
+        first, second, third = [await world.issue() for _ in range(3)]
+        hasher.hold.set()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(world.authenticator.authenticate, first.plaintext)
+            await anyio.to_thread.run_sync(hasher.entered.wait, 10)  # in the only slot
+            tasks.start_soon(world.authenticator.authenticate, second.plaintext)  # queued
+            await anyio.wait_all_tasks_blocked()
+
+            with anyio.fail_after(1), pytest.raises(VerificationBusy):
+                await world.authenticator.authenticate(third.plaintext)
+            hasher.release.set()
+        assert (await world.authenticator.authenticate(third.plaintext)).key_id == (
+            third.info.key_id
+        )
+    finally:
+        hasher.release.set()
+        await store.close()
 
 
 async def test_a_revoked_or_expired_key_is_refused_without_argon2(world: World) -> None:
@@ -263,8 +355,9 @@ async def test_failures_sprayed_at_a_key_id_do_not_lock_out_a_holder_verified_be
     await world.authenticator.authenticate(issued.plaintext, "10.0.0.1")
     world.clock.advance(61)  # the cache entry lapses; the verified fingerprint remains
     wrong = PresentedKey(key_id=issued.info.key_id, secret=generate_key().secret).plaintext
-    for _ in range(5):
-        await reason_for(world, wrong)
+    for _ in range(5):  # three wrong secrets, then throttled
+        with pytest.raises((AuthenticationFailed, AuthThrottled)):
+            await world.authenticator.authenticate(wrong, "10.0.0.1")
 
     principal = await world.authenticator.authenticate(issued.plaintext, "10.0.0.1")
     assert principal.key_id == issued.info.key_id
@@ -277,9 +370,7 @@ async def test_the_throttle_is_per_client_address(world: World) -> None:
     for _ in range(3):
         with pytest.raises(AuthenticationFailed):
             await world.authenticator.authenticate(wrong, "203.0.113.9")
-    with pytest.raises(AuthenticationFailed) as blocked:
-        await world.authenticator.authenticate(issued.plaintext, "203.0.113.9")
-    assert blocked.value.reason is FailureReason.THROTTLED
+    await throttled(world, issued.plaintext, "203.0.113.9")
 
     principal = await world.authenticator.authenticate(issued.plaintext, "198.51.100.7")
     assert principal.key_id == issued.info.key_id

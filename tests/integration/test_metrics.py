@@ -18,6 +18,7 @@ from app.bootstrap import package_version
 from app.main import create_app
 from app.settings import Settings
 from app.state import AppState
+from domain.rate_limits import Bucket
 from infrastructure.metrics import MULTIPROC_ENV, Metrics, prepare_multiprocess_dir
 from tests.api.harness import bearer, issue_key, mcp_over_http
 
@@ -242,12 +243,18 @@ async def test_refused_credentials_are_counted_by_reason_and_as_requests(
 async def test_rate_limits_and_llm_calls_are_counted_with_their_tokens(
     metrics: Metrics, client: httpx.AsyncClient
 ) -> None:
-    metrics.rate_limited()
+    metrics.rate_limited(Bucket.GENERATE)
+    metrics.rate_limit_error()
     metrics.llm_request("openai", "gpt-4o-mini", "ok", 1.5, 120, 30)
     metrics.llm_request("openai", "gpt-4o-mini", "error", 0.2, 120, 0)
 
     scraped = await scrape(client)
-    assert scraped.value("ctxfy_rate_limited_total") == 1
+    assert scraped.labelled("ctxfy_rate_limited_total", "scope") == {
+        ("read",): 0,
+        ("write",): 0,
+        ("generate",): 1,
+    }
+    assert scraped.value("ctxfy_rate_limit_errors_total") == 1
     assert scraped.labelled("ctxfy_llm_requests_total", "provider", "model", "outcome") == {
         ("openai", "gpt-4o-mini", "ok"): 1,
         ("openai", "gpt-4o-mini", "error"): 1,
@@ -270,7 +277,7 @@ async def test_build_info_and_loaded_prompts_are_reported(
 
 def test_every_metrics_object_has_a_registry_of_its_own() -> None:
     first, second = Metrics(version="1"), Metrics(version="2")
-    first.rate_limited()
+    first.rate_limited(Bucket.READ)
 
     assert Scrape(first.exposition().decode()).value("ctxfy_rate_limited_total") == 1
     assert Scrape(second.exposition().decode()).value("ctxfy_rate_limited_total") == 0

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from app.http.deps import Catalog, Generator
-from app.http.errors import SECURED, WITH_BODY, failure_summary, responses
+from app.http.disconnect import unless_disconnected
+from app.http.errors import SECURED, WITH_BODY, ClientDisconnected, failure_summary, responses
 from app.http.request_context import access_line
 from app.http.security import InsufficientScope, require_scope
 from app.services.generation import GeneratedDocument
@@ -183,7 +184,15 @@ def _generate_endpoint(
         line = access_line(request.scope)
         # REST has no MCP client to lend an LLM: the server's, or a clear 503.
         plan = generator.plan(entry, arguments.model_dump(), ClientSampling.NO_CLIENT, line=line)
-        return await generator.generate(plan, line=line)
+        try:
+            # Nobody would read a document whose caller has gone: stop spending on it.
+            return await unless_disconnected(
+                request.receive, lambda: generator.generate(plan, line=line)
+            )
+        except ClientDisconnected as gone:
+            if line is not None:
+                line.llm_error = gone.code
+            raise
 
     return _with_body(generate, entry, GeneratedDocument)
 
@@ -240,7 +249,8 @@ def build_router(catalog: PromptCatalog) -> APIRouter:
             summary=f"Generate: {definition.title}",
             description=f"{definition.description}\n\nWrites the finished document with "
             "the server-side LLM (`CTXFY_LLM_BASE_URL`), from the same arguments as the "
-            f"preview. Needs the `write` scope. LLM failures are typed: {LLM_FAILURES}.",
+            f"preview. Needs the `write` scope. LLM failures are typed: {LLM_FAILURES}. "
+            "A client that closes its connection before the answer cancels the generation.",
             response_model=GeneratedDocument,
             responses=responses(
                 *WITH_BODY,
