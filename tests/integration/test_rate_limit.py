@@ -6,9 +6,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from domain.rate_limits import Bucket, RateDecision, RateLimitUnavailable
+from infrastructure import rate_limit
 from infrastructure.metrics import Metrics
 from infrastructure.rate_limit import (
     UNAVAILABLE_RETRY_AFTER,
@@ -20,6 +22,14 @@ from tests.fakes import Clock
 from tests.redis_server import RedisServer, running_redis
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``configure_logging`` caches a logger on first use; one cached during an earlier test
+    would write past ``capture_logs``, so the module's logger is fetched afresh."""
+    monkeypatch.setattr(rate_limit, "logger", structlog.get_logger(rate_limit.__name__))
+
 
 # Day-long windows: no test runs across one's end, so every count below is exact.
 RATES: dict[Bucket, str | None] = {
