@@ -7,7 +7,6 @@ installs Debian's ``redis-server``); it is never skipped.
 
 import queue
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -18,24 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.server import free_port, pump_lines
+
 READY = "Ready to accept connections"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _pump(process: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
 
 
 @dataclass
@@ -74,7 +60,7 @@ class RedisServer:
         )
         self.process = process
         lines: queue.Queue[str | None] = queue.Queue()
-        self.reader = threading.Thread(target=_pump, args=(process, lines), daemon=True)
+        self.reader = threading.Thread(target=pump_lines, args=(process, lines), daemon=True)
         self.reader.start()
         seen: list[str] = []
         deadline = time.monotonic() + START_TIMEOUT

@@ -232,7 +232,8 @@ class Authenticator:
             reason = FailureReason.REVOKED if status is KeyStatus.REVOKED else FailureReason.EXPIRED
             raise AuthenticationFailed(reason, key.key_id)
         if self._verified.get(fingerprint) != info.api_key_hash:
-            self._check_throttle(client, pair, key.key_id)
+            if fingerprint in self._verified:  # verified before, under another hash: not checked
+                self._check_throttle(client, pair, key.key_id)
             stored_hash = info.api_key_hash
             if not await self._argon2(
                 lambda: self._hasher.verify(stored_hash, key.secret), counted=True

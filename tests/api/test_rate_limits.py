@@ -25,9 +25,9 @@ from domain.rate_limits import Bucket
 from tests.api.harness import bearer, issue_key, serving, state_of
 from tests.api.test_auth_matrix import PARAMETER, declared_scopes
 from tests.api.test_auth_mcp_matrix import admits, components
+from tests.e2e.server import free_port
 from tests.fakes import ScriptedLlm
 from tests.mcp_messages import ACCEPT, initialize
-from tests.redis_server import free_port
 
 pytestmark = pytest.mark.anyio
 

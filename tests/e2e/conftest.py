@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.fake_llm import FakeLlm, fake_llm
 from tests.e2e.server import RunningServer, running_server
 
 NODE_DIR = Path(__file__).with_name("node")
@@ -26,6 +27,13 @@ def server(
     env = {"CTXFY_MCP_STATELESS": stateless, "CTXFY_DRAIN_SECONDS": "0"}
     with running_server(database_dir, env) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeLlm]:
+    """A fake OpenAI-compatible LLM on 127.0.0.1 for a module's servers to call."""
+    with fake_llm() as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,8 @@ class RunningServer:
         return f"{self.base_url}/mcp"
 
 
-def _pump(stream: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> None:
+def pump_lines(stream: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> None:
+    """Put each output line of ``stream`` on ``lines``, then ``None`` when it ends."""
     assert stream.stdout is not None
     for line in stream.stdout:
         lines.put(line.rstrip("\n"))
@@ -120,7 +121,7 @@ def running_server(
     )
     server = RunningServer(process=process, port=port, key=key, env=process_env)
     lines: queue.Queue[str | None] = queue.Queue()
-    reader = threading.Thread(target=_pump, args=(process, lines), daemon=True)
+    reader = threading.Thread(target=pump_lines, args=(process, lines), daemon=True)
     reader.start()
     several = int(process_env.get("CTXFY_WORKERS", "1")) > 1
     wanted_lines = (STARTED,) if several else (STARTED, LISTENING)

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infrastructure.catalog.loader import load_catalog
-from tests.e2e.fake_llm import FakeLlm, fake_llm
+from tests.e2e.fake_llm import FakeLlm
 from tests.e2e.server import RunningServer, running_server
 
 PROMPT = "context_stack"
@@ -17,12 +17,6 @@ EXAMPLE = load_catalog().get(PROMPT).definition.example_arguments
 OPERATOR_MODEL = "operator-model"
 CLIENT_PATIENCE = 1.0  # seconds the client waits before it gives up
 BOUND = 10.0
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeLlm]:
-    with fake_llm() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.fake_llm import FakeLlm, fake_llm
+from tests.e2e.fake_llm import FakeLlm
 from tests.e2e.server import RunningServer, running_server
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "50"))
@@ -23,12 +23,6 @@ SEED = os.environ.get("SCHEMATHESIS_SEED", "20261201")
 RUN_TIMEOUT = 900.0
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 HOOKS = "tests.e2e.schemathesis_hooks"
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeLlm]:
-    with fake_llm() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

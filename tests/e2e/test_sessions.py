@@ -12,22 +12,12 @@ import pytest
 
 from domain.keys import parse_key
 from tests.e2e.server import RunningServer, ctxfy, running_server
+from tests.mcp_messages import ACCEPT, initialize
 
 PER_KEY = 16
 ATTEMPTS = 200
 TTL_SECONDS = 1
 TIMEOUT = 30.0
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "ctxfy-e2e-sessions", "version": "1.0.0"},
-    },
-}
-ACCEPT = {"accept": "application/json, text/event-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +45,9 @@ def new_key(server: RunningServer, scope: str = "read") -> str:
 
 
 def open_session(http: httpx.Client, key: str) -> httpx.Response:
-    return http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, "X-API-Key": key})
+    return http.post(
+        "/mcp", json=initialize("ctxfy-e2e-sessions"), headers={**ACCEPT, "X-API-Key": key}
+    )
 
 
 class OpenStream:
