@@ -24,6 +24,7 @@ from app.mcp.server import (
 from app.mcp.sessions import McpSessions
 from app.mcp.tools import generation_tools
 from app.services.authenticator import Authenticator, AuthPolicy
+from app.services.catalog import LiveCatalog
 from app.services.generation import DocumentGenerator, LlmLabels
 from app.services.health import HealthService, Lifecycle, SharedChecks
 from app.services.keys import KeyLifetimes, KeyService
@@ -179,9 +180,15 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
     app_version = package_version()
     clock = overrides.get("clock", time.monotonic)
     now = overrides.get("now", _utc_now)
-    catalog = overrides.get("catalog") or load_catalog(settings.prompts_dir)
+    prompts_dir = settings.prompts_dir
     metrics = overrides.get("metrics") or Metrics(version=app_version)
-    metrics.prompts_loaded(len(catalog))
+    live = LiveCatalog(
+        overrides.get("catalog") or load_catalog(prompts_dir),
+        load=lambda: load_catalog(prompts_dir),
+        metrics=metrics,
+        now=now,
+    )
+    catalog = live.current
 
     on_close: list[Callable[[], Awaitable[None]]] = []
     server_llm: LlmGateway | None = overrides.get("server_llm")
@@ -235,7 +242,7 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
     health = HealthService(
         lifecycle=lifecycle,
         key_store=keys.store,
-        prompt_count=lambda: len(catalog),
+        catalog=live.health,
         transport_running=lambda: transport_running(mcp_app),
         version=app_version,
         started_at=started_at,
@@ -245,7 +252,7 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
     return AppState(
         version=app_version,
         started_at=started_at,
-        catalog=catalog,
+        catalog=live,
         mcp=mcp,
         mcp_app=mcp_app,
         sessions=sessions,

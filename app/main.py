@@ -136,7 +136,7 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
     app.state.ctxfy = state
     install_error_handlers(app)
     app.include_router(health.build_router())
-    app.include_router(prompts.build_router(state.catalog))
+    app.include_router(prompts.build_router(state.catalog.current))
     app.include_router(keys.build_router(settings.key_max_lifetime_days))
     app.include_router(metrics.build_router(state.metrics))
     if docs:

@@ -12,11 +12,11 @@ from fastmcp.server.http import StarletteWithLifespan
 
 from app.mcp.sessions import McpSessions, sweep_sessions_every
 from app.services.authenticator import Authenticator
+from app.services.catalog import LiveCatalog
 from app.services.generation import DocumentGenerator
 from app.services.health import HealthService, Lifecycle
 from app.services.keys import KeyService
 from domain.ports import KeyStore
-from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.metrics import Metrics
 from infrastructure.rate_limit import KeyRateLimiter
 
@@ -30,7 +30,7 @@ class AppState:
 
     version: str
     started_at: datetime
-    catalog: PromptCatalog
+    catalog: LiveCatalog  # read ``catalog.current`` once per request
     mcp: FastMCP
     mcp_app: StarletteWithLifespan
     sessions: McpSessions
@@ -45,6 +45,8 @@ class AppState:
     lifecycle: Lifecycle
     usage_flush_seconds: float
     client_sampling: bool  # whether generation may ask MCP clients' own LLMs
+    # Asks every other worker of this server to reload its catalog (a no-op with one worker).
+    reload_siblings: Callable[[], None] = lambda: None
     # Adapters holding connections (the server LLM's HTTP client, Redis), released at shutdown.
     on_close: tuple[Callable[[], Awaitable[None]], ...] = ()
 

@@ -57,9 +57,22 @@ class PromptNotFound(CtxfyError):
 
     code = "prompt_not_found"
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, message: str | None = None) -> None:
         self.name = name
-        super().__init__(f"Unknown prompt: {name!r}")
+        super().__init__(message or f"Unknown prompt: {name!r}")
+
+
+class PromptVersionNotFound(PromptNotFound):
+    """The prompt exists, but not in the version asked for; names the versions it has."""
+
+    code = "prompt_version_not_found"
+
+    def __init__(self, name: str, version: str, available: tuple[str, ...]) -> None:
+        self.version = version
+        self.available = available
+        super().__init__(
+            name, f"Prompt {name!r} has no version {version!r}; it has {', '.join(available)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ from domain.errors import CatalogError
 from domain.llm import MAX_TOKENS_LIMIT, TEMPERATURE_MAX, ModelPreferences, Role
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+VERSION_PATTERN = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+# A pinned reference names a version after the prompt: ``prp@1.2.0``.
+VERSION_SEPARATOR = "@"
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 # Pydantic reserves the model_ prefix; keeping argument names clear of it lets one
 # argument model serve MCP, REST and OpenAPI without aliasing tricks in schemas.
@@ -33,6 +35,26 @@ class ArgumentType(StrEnum):
     NUMBER = "number"
     BOOLEAN = "boolean"
     ENUM = "enum"
+
+
+def version_key(version: str) -> tuple[int, int, int]:
+    """The semver order of a ``MAJOR.MINOR.PATCH`` version (``1.10.0`` after ``1.9.0``)."""
+    major, minor, patch = (int(part) for part in version.split("."))
+    return major, minor, patch
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` is a ``MAJOR.MINOR.PATCH`` version as prompt files write them."""
+    return VERSION_PATTERN.match(text) is not None
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """``prp@1.2.0`` → ``("prp", "1.2.0")``; an unpinned ``prp`` → ``("prp", None)``.
+
+    Nothing is checked here: a name or version that does not exist is the catalog's to report.
+    """
+    name, separator, version = reference.partition(VERSION_SEPARATOR)
+    return (name, version) if separator else (name, None)
 
 
 def _fail(message: str, field_name: str) -> CatalogError:
@@ -200,6 +222,8 @@ class PromptDefinition:
     messages: tuple[MessageTemplate, ...]
     example: tuple[tuple[str, Scalar], ...]
     generation: GenerationSettings | None = None
+    # Still served when pinned, flagged in listings; unpinned requests skip it.
+    deprecated: bool = False
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):
@@ -208,7 +232,9 @@ class PromptDefinition:
             if not text.strip():
                 raise _fail(f"{label} must not be empty", label)
         if not VERSION_PATTERN.match(self.version):
-            raise _fail("version must be MAJOR.MINOR.PATCH", "version")
+            raise _fail(
+                "version must be MAJOR.MINOR.PATCH, numbers without leading zeros", "version"
+            )
         for tag in self.tags:
             if not TAG_PATTERN.match(tag):
                 raise _fail(f"tag {tag!r} must match ^[a-z0-9][a-z0-9-]{{0,31}}$", "tags")
@@ -238,6 +264,11 @@ class PromptDefinition:
             )
 
     @property
+    def reference(self) -> str:
+        """The pinned name of this version: ``name@version``."""
+        return f"{self.name}{VERSION_SEPARATOR}{self.version}"
+
+    @property
     def example_arguments(self) -> dict[str, Scalar]:
         """The worked example as a plain mapping."""
         return dict(self.example)
@@ -262,6 +293,8 @@ class RenderedPrompt:
     name: str
     description: str
     messages: tuple[RenderedMessage, ...]
+    version: str = ""
+    deprecated: bool = False
 
     def __post_init__(self) -> None:
         if not self.messages:

@@ -84,8 +84,8 @@ class Metrics:
             self.multiprocess_dir.mkdir(parents=True, exist_ok=True)
         self._mcp_requests = Counter(
             "ctxfy_mcp_requests",
-            "MCP requests by method, prompt or tool name, and outcome.",
-            ["method", "name", "outcome"],
+            "MCP requests by method, prompt or tool name, prompt version, and outcome.",
+            ["method", "name", "version", "outcome"],
             registry=registry,
         )
         self._mcp_duration = Histogram(
@@ -156,6 +156,19 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self._prompt_versions_loaded = Gauge(
+            "ctxfy_prompt_versions_loaded",
+            "Prompt versions in the loaded catalog, every version of every prompt.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self._catalog_reloads = Counter(
+            "ctxfy_catalog_reload",
+            "Catalog reloads by trigger (api, signal, watch) and outcome (changed, "
+            "unchanged, failed: the old catalog kept serving).",
+            ["trigger", "outcome"],
+            registry=registry,
+        )
         build_info = Gauge(
             "ctxfy_build_info",
             "Always 1; the running version is the label.",
@@ -189,9 +202,16 @@ class Metrics:
         """Count a request refused at the concurrency bound, by ``rest`` or ``mcp``."""
         self._overload_rejected.labels(surface).inc()
 
-    def mcp_request(self, method: str, name: str, outcome: McpOutcome, seconds: float) -> None:
-        """Record one MCP request; ``name`` must be bounded already (``McpMetricsMiddleware``)."""
-        self._mcp_requests.labels(method, name, outcome).inc()
+    def catalog_reloaded(self, trigger: str, outcome: str) -> None:
+        """Count a catalog reload; both labels come from closed sets."""
+        self._catalog_reloads.labels(trigger, outcome).inc()
+
+    def mcp_request(
+        self, method: str, name: str, outcome: McpOutcome, seconds: float, version: str = ""
+    ) -> None:
+        """Record one MCP request; ``name`` and ``version`` must be bounded already
+        (``McpMetricsMiddleware``): a prompt's or tool's, or empty."""
+        self._mcp_requests.labels(method, name, version, outcome).inc()
         self._mcp_duration.labels(method).observe(seconds)
 
     def llm_request(
@@ -214,9 +234,10 @@ class Metrics:
         if output_tokens is not None:
             self._llm_tokens.labels(provider, model, "output").inc(output_tokens)
 
-    def prompts_loaded(self, count: int) -> None:
-        """Set how many prompts the catalog holds."""
+    def prompts_loaded(self, count: int, versions: int | None = None) -> None:
+        """Set how many prompts, and prompt versions, the catalog holds."""
         self._prompts_loaded.set(count)
+        self._prompt_versions_loaded.set(count if versions is None else versions)
 
     def exposition(self) -> bytes:
         """The text format of every series: this process's, or all workers' summed."""

@@ -20,8 +20,8 @@ def get_state(request: Request) -> AppState:
 
 
 def get_catalog(request: Request) -> PromptCatalog:
-    """The prompt catalog the application serves."""
-    return get_state(request).catalog
+    """The prompt catalog serving now (a reload swaps it; a request keeps the one it got)."""
+    return get_state(request).catalog.current
 
 
 def get_keys(request: Request) -> KeyService:

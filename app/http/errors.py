@@ -37,6 +37,7 @@ from domain.errors import (
     InvalidArguments,
     PromptNotFound,
     PromptRenderError,
+    PromptVersionNotFound,
 )
 from domain.keys import (
     InvalidKeyName,
@@ -196,6 +197,9 @@ ERRORS: tuple[ErrorRule, ...] = (
         message="The prompt could not be rendered with these arguments.",
     ),
     ErrorRule(PromptNotFound, 404, "no prompt of that name"),
+    ErrorRule(
+        PromptVersionNotFound, 404, "the prompt has no such version; the message names its versions"
+    ),
     ErrorRule(BodyTooLarge, 413, "the body is larger than the server takes (CTXFY_MAX_BODY_BYTES)"),
     ErrorRule(
         CompressedBody, 415, "the body is compressed; send it with Content-Encoding: identity"

@@ -77,7 +77,7 @@ class RequestContextMiddleware:
     def _write(scope: Scope, status: int, started: float, line: AccessLine) -> None:
         client = scope.get("client")
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        log = logger.error if status >= 500 else logger.info
+        log = logger.error if status >= 500 else logger.warning if line.warning else logger.info
         log(
             "request",
             method=scope["method"],

@@ -10,6 +10,7 @@ from typing import Literal
 
 from domain.keys import Principal
 from domain.llm import LlmCompletion
+from domain.prompts import PromptDefinition
 from infrastructure.metrics import McpOutcome
 
 
@@ -31,6 +32,16 @@ class AccessLine:
     llm: LlmCompletion | None = None
     # Why a layer before the routes turned the request away (``overloaded``).
     refused: str | None = None
+    prompt: str | None = None  # the prompt served, with its version
+    prompt_version: str | None = None
+    # Something the operator should see though the request succeeded; the line is a WARNING.
+    warning: str | None = None
+
+    def prompt_served(self, definition: PromptDefinition) -> None:
+        """Record which prompt version the request used; a deprecated one is a warning."""
+        self.prompt, self.prompt_version = definition.name, definition.version
+        if definition.deprecated:
+            self.warning = "deprecated_prompt_version"
 
     def allowed(self, principal: Principal) -> None:
         """Record that ``principal`` was authenticated (an audited decision)."""
@@ -56,6 +67,9 @@ class AccessLine:
             ("llm_route", self.llm_route),
             ("llm_error", self.llm_error),
             ("refused", self.refused),
+            ("prompt", self.prompt),
+            ("prompt_version", self.prompt_version),
+            ("warning", self.warning),
         )
         fields.update((name, value) for name, value in optional if value is not None)
         llm = self.llm

@@ -54,6 +54,10 @@ class GeneratedDocument(BaseModel):
     """A generated document with how it was made: the REST body and the MCP tool result."""
 
     prompt: str = Field(examples=["context_stack"])
+    version: str = Field(examples=["1.0.0"], description="The prompt version that was rendered.")
+    deprecated: bool = Field(
+        False, description="Whether that version is deprecated (still served when pinned)."
+    )
     document: str = Field(description="The finished document, as the LLM wrote it.")
     route: Route = Field(
         description="Whose LLM wrote it: the MCP client's own (sampling) or the server's."
@@ -69,6 +73,8 @@ class GeneratedDocument(BaseModel):
         """What ``plan`` produced when its LLM answered ``completion``."""
         return cls(
             prompt=plan.prompt,
+            version=plan.version,
+            deprecated=plan.deprecated,
             document=completion.text,
             route=plan.route,
             provider=completion.provider,
@@ -86,6 +92,8 @@ class Plan:
     prompt: str
     route: Route
     request: LlmRequest
+    version: str = ""
+    deprecated: bool = False
 
 
 def llm_request(rendered: RenderedPrompt, settings: GenerationSettings) -> LlmRequest:
@@ -153,7 +161,14 @@ class DocumentGenerator:
             line.llm_error = exc.code
             raise
         line.llm_route = route.value
-        return Plan(entry.name, route, llm_request(entry.render_validated(values), settings))
+        line.prompt_served(entry.definition)
+        return Plan(
+            entry.name,
+            route,
+            llm_request(entry.render_validated(values), settings),
+            version=entry.version,
+            deprecated=entry.definition.deprecated,
+        )
 
     async def generate(
         self,
@@ -181,13 +196,22 @@ class DocumentGenerator:
             line.llm_error = exc.code
             self._record(route, "error", perf_counter() - started, None, None)
             logger.warning(
-                "generation_failed", prompt=plan.prompt, route=route.value, error=exc.code
+                "generation_failed",
+                prompt=plan.prompt,
+                prompt_version=plan.version,
+                route=route.value,
+                error=exc.code,
             )
             raise
         except anyio.get_cancelled_exc_class():
             line.llm_error = CANCELLED
             self._record(route, "cancelled", perf_counter() - started, None, None)
-            logger.info("generation_cancelled", prompt=plan.prompt, route=route.value)
+            logger.info(
+                "generation_cancelled",
+                prompt=plan.prompt,
+                prompt_version=plan.version,
+                route=route.value,
+            )
             raise
         line.llm = completion
         self._record(

@@ -95,7 +95,7 @@ class HealthService:
         *,
         lifecycle: Lifecycle,
         key_store: KeyStore,
-        prompt_count: Callable[[], int],
+        catalog: Callable[[], tuple[bool, str]],
         transport_running: Callable[[], bool],
         version: str,
         started_at: datetime,
@@ -104,7 +104,7 @@ class HealthService:
     ) -> None:
         self._lifecycle = lifecycle
         self._key_store = key_store
-        self._prompt_count = prompt_count
+        self._catalog = catalog
         self._transport_running = transport_running
         self._version = version
         self._started_at = started_at
@@ -140,8 +140,7 @@ class HealthService:
         """Check the parts the service needs to serve requests, the key store included."""
 
         async def catalog() -> tuple[bool, str]:
-            count = self._prompt_count()
-            return count > 0, f"{count} prompts loaded"
+            return self._catalog()
 
         async def mcp_transport() -> tuple[bool, str]:
             running = self._transport_running()

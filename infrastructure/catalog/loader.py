@@ -1,5 +1,6 @@
 """Loads prompt files (built-in and an operator's directory) into a ``PromptCatalog``."""
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +23,28 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _UNION_MEMBERS = {"str": "string", "bool": "boolean", "int": "integer", "float": "number"}
 
 
-def _read_document(path: Path) -> object:
+def _read_document(path: Path) -> tuple[object, str]:
+    """The parsed YAML of ``path`` and the SHA-256 of its bytes."""
     source = str(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise CatalogError(f"file is larger than {MAX_FILE_BYTES} bytes", source=source)
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        if len(raw) > MAX_FILE_BYTES:  # grown since stat
+            raise CatalogError(f"file is larger than {MAX_FILE_BYTES} bytes", source=source)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CatalogError("file is not valid UTF-8", source=source) from None
     except OSError as exc:
         raise CatalogError(f"cannot read file: {exc.strerror}", source=source) from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 — a safe loader, C or pure Python
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 — a safe loader, C or pure Python
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise CatalogError(f"invalid YAML{where}: {problem}", source=source) from None
+    return document, hashlib.sha256(raw).hexdigest()
 
 
 def _parse(path: Path, document: object) -> PromptFile:
@@ -84,7 +90,8 @@ def _first_error(exc: ValidationError) -> CatalogError:
 
 def load_entry(path: Path) -> CatalogEntry:
     """Load and fully check one prompt file."""
-    parsed = _parse(path, _read_document(path))
+    document, digest = _read_document(path)
+    parsed = _parse(path, document)
     try:
         definition = parsed.to_domain()
         env = template_environment()
@@ -98,6 +105,7 @@ def load_entry(path: Path) -> CatalogEntry:
             templates=templates,
             argument_model=build_argument_model(definition),
             source=str(path),
+            digest=digest,
         )
         _check_values(entry)
     except CatalogError as exc:
@@ -137,8 +145,21 @@ def prompt_files(directory: Path) -> list[Path]:
 def load_catalog(
     extra_dir: Path | None = None, *, builtin_dir: Path = BUILTIN_DIR
 ) -> PromptCatalog:
-    """Built-in prompts plus an operator's directory; any problem raises ``CatalogError``."""
-    paths = prompt_files(builtin_dir)
-    if extra_dir is not None:
-        paths += prompt_files(extra_dir)
-    return PromptCatalog(load_entry(path) for path in paths)
+    """Built-in prompts plus an operator's directory; any problem raises ``CatalogError``.
+
+    A prompt's versions all come from one of the two: an operator's file cannot add a
+    version to a built-in prompt, so an upgrade never collides with an operator's version.
+    """
+    builtin = [load_entry(path) for path in prompt_files(builtin_dir)]
+    extra = [load_entry(path) for path in prompt_files(extra_dir)] if extra_dir else []
+    builtin_sources = {entry.name: entry.source for entry in builtin}
+    for entry in extra:
+        clash = builtin_sources.get(entry.name)
+        if clash is not None:
+            raise CatalogError(
+                f"prompt name is already defined by {clash}",
+                source=entry.source,
+                prompt=entry.name,
+                field="name",
+            )
+    return PromptCatalog([*builtin, *extra])

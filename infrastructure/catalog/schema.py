@@ -107,6 +107,7 @@ class PromptFile(_Strict):
     example: dict[str, FileScalar] = Field(default_factory=dict)
     messages: Annotated[list[MessageFile], Field(min_length=1)]
     generation: GenerationFile | None = None
+    deprecated: StrictBool = False
 
     def to_domain(self) -> PromptDefinition:
         """The domain definition; raises ``CatalogError`` on a broken invariant."""
@@ -132,4 +133,5 @@ class PromptFile(_Strict):
             messages=tuple(MessageTemplate(role=m.role, template=m.content) for m in self.messages),
             example=tuple(self.example.items()),
             generation=generation,
+            deprecated=self.deprecated,
         )

@@ -20,7 +20,7 @@ BASE_URL = "http://127.0.0.1:8000"
 
 def catalog_of(app: FastAPI) -> PromptCatalog:
     """The catalog ``app`` serves."""
-    catalog: PromptCatalog = app.state.ctxfy.catalog
+    catalog: PromptCatalog = app.state.ctxfy.catalog.current
     return catalog
 
 

@@ -49,7 +49,7 @@ async def test_multi_line_arguments_with_tabs_are_welcome(client: httpx.AsyncCli
 
 
 def test_the_argument_schema_states_the_rule_and_forbids_unknown_fields(app: FastAPI) -> None:
-    schema = state_of(app).catalog.get("context_stack").argument_model.model_json_schema()
+    schema = state_of(app).catalog.current.get("context_stack").argument_model.model_json_schema()
     assert schema["additionalProperties"] is False
     assert "\\u202a" in schema["properties"]["task"]["pattern"]
 

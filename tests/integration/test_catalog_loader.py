@@ -143,13 +143,14 @@ def test_an_operator_prompt_cannot_reuse_a_built_in_name(tmp_path: Path) -> None
     assert str(BUILTIN_DIR / "context_stack.yaml") in error.message
 
 
-def test_two_operator_files_cannot_define_the_same_prompt(tmp_path: Path) -> None:
+def test_two_operator_files_cannot_define_the_same_version(tmp_path: Path) -> None:
     first = write_prompt(tmp_path, prompt(), "a.yaml")
     second = write_prompt(tmp_path, prompt(), "b.yml")
     with pytest.raises(CatalogError) as caught:
         load_catalog(tmp_path)
-    assert (caught.value.source, caught.value.prompt) == (str(second), "greet")
-    assert caught.value.message == f"prompt name is already defined by {first}"
+    error = caught.value
+    assert (error.source, error.prompt, error.field) == (str(second), "greet", "version")
+    assert error.message == f"version 1.0.0 is already defined by {first}"
 
 
 def test_a_catalog_finds_entries_by_name_and_keeps_their_order(tmp_path: Path) -> None:

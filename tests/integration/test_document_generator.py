@@ -176,6 +176,8 @@ async def test_generating_returns_the_document_with_the_facts_of_the_completion(
 
     assert document == GeneratedDocument(
         prompt="context_stack",
+        version=entry.version,
+        deprecated=False,
         document=answer.text,
         route=Route.SERVER,
         provider="openai-compatible",

@@ -272,7 +272,7 @@ async def test_build_info_and_loaded_prompts_are_reported(
     scraped = await scrape(client)
 
     assert scraped.labelled("ctxfy_build_info", "version") == {(package_version(),): 1}
-    assert scraped.value("ctxfy_prompts_loaded") == len(app.state.ctxfy.catalog)
+    assert scraped.value("ctxfy_prompts_loaded") == len(app.state.ctxfy.catalog.current)
 
 
 def test_every_metrics_object_has_a_registry_of_its_own() -> None:
