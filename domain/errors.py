@@ -15,7 +15,7 @@ class CtxfyError(Exception):
 
 
 class CatalogError(CtxfyError):
-    """A prompt file or definition is invalid; names the file, prompt and field."""
+    """A prompt file or definition is invalid; names the file, prompt, version and field."""
 
     code = "catalog_error"
 
@@ -26,29 +26,35 @@ class CatalogError(CtxfyError):
         source: str | None = None,
         prompt: str | None = None,
         field: str | None = None,
+        version: str | None = None,
     ) -> None:
         self.message = message
         self.source = source
         self.prompt = prompt
         self.field = field
+        self.version = version
         where = [
             part
             for part in (
                 source,
                 f"prompt {prompt!r}" if prompt else None,
+                f"version {version!r}" if version else None,
                 f"field {field!r}" if field else None,
             )
             if part
         ]
         super().__init__(f"{': '.join(where)}: {message}" if where else message)
 
-    def located(self, *, source: str, prompt: str | None) -> "CatalogError":
-        """The same error, placed in the file (and prompt) it came from."""
+    def located(
+        self, *, source: str, prompt: str | None, version: str | None = None
+    ) -> "CatalogError":
+        """The same error, placed in the file (and prompt version) it came from."""
         return CatalogError(
             self.message,
             source=source,
             prompt=self.prompt or prompt,
             field=self.field,
+            version=self.version or version,
         )
 
 

@@ -87,6 +87,7 @@ class PromptCatalog:
                     f"version {entry.version} is already defined by {existing.source}",
                     source=entry.source,
                     prompt=entry.name,
+                    version=entry.version,
                     field="version",
                 )
             same_name[entry.version] = entry

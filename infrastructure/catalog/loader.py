@@ -8,6 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from domain.errors import CatalogError, InvalidArguments, PromptRenderError
+from domain.prompts import is_version
 from infrastructure.catalog.arguments import build_argument_model
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 from infrastructure.catalog.schema import PromptFile
@@ -51,12 +52,17 @@ def _parse(path: Path, document: object) -> PromptFile:
     source = str(path)
     if not isinstance(document, dict):
         raise CatalogError("a prompt file must be a YAML mapping", source=source)
-    name = document.get("name")
+    name, version = document.get("name"), document.get("version")
     prompt = name if isinstance(name, str) else None
     try:
         return PromptFile.model_validate(document)
     except ValidationError as exc:
-        raise _first_error(exc).located(source=source, prompt=prompt) from None
+        raise _first_error(exc).located(
+            source=source,
+            prompt=prompt,
+            # Named only when it is one: a malformed version is the error being reported.
+            version=version if isinstance(version, str) and is_version(version) else None,
+        ) from None
 
 
 def _first_error(exc: ValidationError) -> CatalogError:
@@ -109,7 +115,8 @@ def load_entry(path: Path) -> CatalogEntry:
         )
         _check_values(entry)
     except CatalogError as exc:
-        raise exc.located(source=str(path), prompt=parsed.name) from None
+        version = parsed.version if is_version(parsed.version) else None
+        raise exc.located(source=str(path), prompt=parsed.name, version=version) from None
     return entry
 
 
@@ -160,6 +167,7 @@ def load_catalog(
                 f"prompt name is already defined by {clash}",
                 source=entry.source,
                 prompt=entry.name,
+                version=entry.version,
                 field="name",
             )
     return PromptCatalog([*builtin, *extra])

@@ -7,6 +7,7 @@ import pytest
 
 from domain.errors import CatalogError
 from domain.llm import MAX_MODEL_HINT_LENGTH, MAX_MODEL_HINTS, ModelPreferences
+from domain.prompts import is_version
 from infrastructure.catalog.catalog import CatalogEntry
 from infrastructure.catalog.loader import load_entry
 from tests.integration.prompt_files import argument, load_prompt, prompt, write_prompt
@@ -155,7 +156,12 @@ def test_an_invalid_prompt_file_is_rejected_naming_file_prompt_and_field(
     error = caught.value
     assert (error.source, error.prompt, error.field) == (str(path), "greet", field)
     assert message in error.message
-    assert str(error).startswith(f"{path}: prompt 'greet': field '{field}': ")
+    # The version is named when the file gives a well-formed one.
+    version = changes.get("version", "1.0.0")
+    valid = isinstance(version, str) and is_version(version)
+    assert error.version == (version if valid else None)
+    named = f"version '{version}': " if valid else ""
+    assert str(error).startswith(f"{path}: prompt 'greet': {named}field '{field}': ")
 
 
 def test_model_preferences_load_into_the_generation_settings(tmp_path: Path) -> None:

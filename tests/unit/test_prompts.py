@@ -19,6 +19,9 @@ from domain.prompts import (
     RenderedPrompt,
     Scalar,
     fits_type,
+    is_version,
+    split_reference,
+    version_key,
 )
 
 
@@ -300,3 +303,51 @@ def test_a_rendered_prompt_keeps_its_messages_in_order() -> None:
 def test_a_rendered_prompt_without_messages_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least one message"):
         RenderedPrompt("greet", "Says hello.", ())
+
+
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [("1.0.0", "1.0.1"), ("1.9.0", "1.10.0"), ("0.9.9", "1.0.0"), ("2.0.0", "10.0.0")],
+)
+def test_versions_order_by_number_not_by_text(older: str, newer: str) -> None:
+    assert version_key(older) < version_key(newer)
+
+
+@pytest.mark.parametrize("text", ["1.0.0", "0.0.0", "10.20.30"])
+def test_well_formed_versions_are_versions(text: str) -> None:
+    assert is_version(text)
+
+
+@pytest.mark.parametrize("text", ["1.0", "01.0.0", "1.0.0-rc1", "v1.0.0", "1.0.0 ", "", "1..0"])
+def test_anything_else_is_not_a_version(text: str) -> None:
+    assert not is_version(text)
+
+
+@pytest.mark.parametrize(
+    ("reference", "split"),
+    [
+        ("prp", ("prp", None)),
+        ("prp@1.2.0", ("prp", "1.2.0")),
+        ("prp@", ("prp", "")),
+        ("prp@1@2", ("prp", "1@2")),
+    ],
+)
+def test_a_reference_splits_at_the_first_at_sign(
+    reference: str, split: tuple[str, str | None]
+) -> None:
+    assert split_reference(reference) == split
+
+
+def test_a_definition_names_its_pinned_reference() -> None:
+    definition = PromptDefinition(
+        name="greet",
+        title="Greet",
+        description="Says hello.",
+        version="1.2.3",
+        tags=(),
+        arguments=(),
+        messages=(MessageTemplate(role="user", template="Hello"),),
+        example=(),
+        deprecated=True,
+    )
+    assert (definition.reference, definition.deprecated) == ("greet@1.2.3", True)
