@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.errors import CtxfyError
+from domain.generation_records import GenerationRecord, RecordQuery
 from domain.keys import ApiKeyInfo
 
 
@@ -61,3 +62,24 @@ class KeyStore(Protocol):
 
     async def record_usage(self, last_used: Mapping[str, datetime]) -> None:
         """Set ``last_used_at`` for many keys at once (written off the request path)."""
+
+
+class GenerationRecords(Protocol):
+    """Where generation records are kept, in the key store's database.
+
+    Adapter: ``SqlGenerationRecords``. Every method raises ``KeyStoreUnavailable`` when the
+    database cannot be used; the generation service counts that and carries on.
+    """
+
+    async def add(self, record: GenerationRecord) -> None:
+        """Store a new record."""
+
+    async def get(self, record_id: str, *, user_id: str | None) -> GenerationRecord | None:
+        """The record ``record_id`` if it exists and belongs to ``user_id`` (any user's when
+        ``user_id`` is ``None``), else ``None``: another user's record is not found."""
+
+    async def list(self, query: RecordQuery) -> Sequence[GenerationRecord]:
+        """The records ``query`` asks for, newest first."""
+
+    async def purge(self, older_than: datetime) -> int:
+        """Delete records created before ``older_than``; how many were deleted."""

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -83,6 +84,37 @@ api_keys = Table(
 )
 
 
+def _generation_records_v2(target: MetaData) -> Table:
+    """The ``generation_records`` table as migration 2 creates it."""
+    return Table(
+        "generation_records",
+        target,
+        Column("record_id", String(30), primary_key=True),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("request_id", String(128)),
+        Column("key_id", String(16)),
+        Column("user_id", String(128)),
+        Column("prompt", String(48), nullable=False),
+        Column("prompt_version", String(32), nullable=False),
+        Column("route", String(16)),
+        Column("provider", String(64)),
+        Column("model", String(256)),
+        Column("outcome", String(16), nullable=False),
+        Column("failure", String(64)),
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("latency_ms", Float),
+        Column("arguments", Text),  # JSON, when the policy keeps content
+        Column("document", Text),
+        Index("ix_generation_records_user_id", "user_id", "record_id"),
+        Index("ix_generation_records_created_at", "created_at"),
+    )
+
+
+# The current shape is still version 2's; a migration that changes it writes its own builder.
+generation_records = _generation_records_v2(metadata)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     """One step of the schema: ``apply`` runs inside the migrating transaction."""
@@ -115,7 +147,16 @@ def _create_api_keys(connection: Connection) -> None:
     v1.create_all(connection)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create api_keys", _create_api_keys),)
+def _create_generation_records(connection: Connection) -> None:
+    v2 = MetaData()
+    _generation_records_v2(v2)
+    v2.create_all(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create api_keys", _create_api_keys),
+    Migration(2, "create generation_records", _create_generation_records),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate
+from typing import Any, Concatenate, Protocol
 
 from sqlalchemy import Row, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,10 +55,17 @@ def _info(row: Row[Any]) -> ApiKeyInfo:
     )
 
 
-type _Method[**P, T] = Callable[Concatenate["SqlKeyStore", P], Coroutine[Any, Any, T]]
+class _TracksTasks(Protocol):
+    """An adapter whose operations ``close()`` of the key store waits for."""
+
+    @property
+    def in_flight(self) -> set[asyncio.Task[Any]]: ...
 
 
-def _uncancellable[**P, T](method: _Method[P, T]) -> _Method[P, T]:
+type _Method[S: _TracksTasks, **P, T] = Callable[Concatenate[S, P], Coroutine[Any, Any, T]]
+
+
+def uncancellable[S: _TracksTasks, **P, T](method: _Method[S, P, T]) -> _Method[S, P, T]:
     """Let an operation finish even when its caller is cancelled.
 
     SQLAlchemy discards a connection whose operation is cancelled, and with aiosqlite that
@@ -68,10 +75,10 @@ def _uncancellable[**P, T](method: _Method[P, T]) -> _Method[P, T]:
     """
 
     @functools.wraps(method)
-    async def run(store: "SqlKeyStore", /, *args: P.args, **kwargs: P.kwargs) -> T:
-        task = asyncio.create_task(method(store, *args, **kwargs))
-        store._in_flight.add(task)
-        task.add_done_callback(store._in_flight.discard)
+    async def run(adapter: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.create_task(method(adapter, *args, **kwargs))
+        adapter.in_flight.add(task)
+        task.add_done_callback(adapter.in_flight.discard)
         return await asyncio.shield(task)
 
     return run
@@ -99,8 +106,15 @@ class SqlKeyStore:
     def __repr__(self) -> str:
         return f"SqlKeyStore({self._url.render_as_string(hide_password=True)!r})"
 
+    @property
+    def in_flight(self) -> set[asyncio.Task[Any]]:
+        """Operations running now, which ``close()`` waits for (records' too)."""
+        return self._in_flight
+
     @asynccontextmanager
-    async def _transaction(self, action: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, action: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the store's database, writing ones under SQLite's write lock;
+        driver errors become ``KeyStoreUnavailable`` naming ``action``."""
         try:
             async with (self._writer if write else self._engine).begin() as connection:
                 yield connection
@@ -137,7 +151,7 @@ class SqlKeyStore:
         if inserted is None:
             raise DuplicateKeyId(info.key_id)
 
-    @_uncancellable
+    @uncancellable
     async def start(self) -> None:
         """Create the database (and a SQLite file's directory) and migrate it to the latest
         schema; safe when several processes start at once.
@@ -153,7 +167,7 @@ class SqlKeyStore:
                 await use_write_ahead_log(self._engine)
             except DRIVER_ERRORS as exc:
                 raise unavailable("open the database", exc) from exc
-        async with self._transaction("migrate the schema", write=True) as connection:
+        async with self.transaction("migrate the schema", write=True) as connection:
             await connection.run_sync(migrate, now=datetime.now(UTC))
         self._started = True
 
@@ -167,45 +181,45 @@ class SqlKeyStore:
         except DRIVER_ERRORS as exc:
             raise unavailable("close", exc) from exc
 
-    @_uncancellable
+    @uncancellable
     async def ping(self) -> None:
         """Run ``SELECT 1``; a store that was not started (or was closed) is unavailable."""
         if not self._started:
             raise KeyStoreUnavailable("key store unavailable: not started")
-        async with self._transaction("answer a ping", write=False) as connection:
+        async with self.transaction("answer a ping", write=False) as connection:
             await connection.execute(select(1))
 
-    @_uncancellable
+    @uncancellable
     async def add(self, info: ApiKeyInfo) -> None:
         """Store a new key.
 
         Raises:
             DuplicateKeyId: a key with this key id is already stored.
         """
-        async with self._transaction("add a key", write=True) as connection:
+        async with self.transaction("add a key", write=True) as connection:
             await self._add(connection, info)
 
-    @_uncancellable
+    @uncancellable
     async def get(self, key_id: str) -> ApiKeyInfo | None:
         """The key with ``key_id``, or ``None``."""
-        async with self._transaction("read a key", write=False) as connection:
+        async with self.transaction("read a key", write=False) as connection:
             return await self._read(connection, key_id)
 
-    @_uncancellable
+    @uncancellable
     async def list(self, *, user_id: str | None = None) -> Sequence[ApiKeyInfo]:
         """Every key (of one user, if given), newest first; ties by key id, descending."""
         query = api_keys.select().order_by(api_keys.c.created_at.desc(), api_keys.c.key_id.desc())
         if user_id is not None:
             query = query.filter_by(user_id=user_id)
-        async with self._transaction("list keys", write=False) as connection:
+        async with self.transaction("list keys", write=False) as connection:
             rows = (await connection.execute(query)).all()
         return [_info(row) for row in rows]
 
-    @_uncancellable
+    @uncancellable
     async def revoke(self, key_id: str, at: datetime) -> ApiKeyInfo | None:
         """Revoke a key at ``at``; revoking again keeps the first instant. ``None`` if unknown."""
         _aware(at, "revocation time")
-        async with self._transaction("revoke a key", write=True) as connection:
+        async with self.transaction("revoke a key", write=True) as connection:
             await connection.execute(
                 update(api_keys)
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
@@ -213,7 +227,7 @@ class SqlKeyStore:
             )
             return await self._read(connection, key_id)
 
-    @_uncancellable
+    @uncancellable
     async def rotate(self, old_key_id: str, new: ApiKeyInfo, old_expires_at: datetime) -> None:
         """In one transaction: add ``new``, make the old key expire at ``old_expires_at`` and
         name ``new`` as its replacement. On any error nothing changes.
@@ -224,7 +238,7 @@ class SqlKeyStore:
             KeyConflict: the old key was revoked or rotated (perhaps since the caller read it).
         """
         _aware(old_expires_at, "old key's expiry")
-        async with self._transaction("rotate a key", write=True) as connection:
+        async with self.transaction("rotate a key", write=True) as connection:
             await self._add(connection, new)
             result = await connection.execute(
                 update(api_keys)
@@ -243,15 +257,15 @@ class SqlKeyStore:
                     raise KeyConflict(rotated_already(old_key_id, old.replaced_by))
                 raise KeyConflict(f"key {old_key_id} is revoked and cannot be rotated")
 
-    @_uncancellable
+    @uncancellable
     async def update_hash(self, key_id: str, api_key_hash: str) -> None:
         """Replace a key's hash; an unknown key id changes nothing."""
-        async with self._transaction("update a key's hash", write=True) as connection:
+        async with self.transaction("update a key's hash", write=True) as connection:
             await connection.execute(
                 update(api_keys).filter_by(key_id=key_id).values(api_key_hash=api_key_hash)
             )
 
-    @_uncancellable
+    @uncancellable
     async def record_usage(self, last_used: Mapping[str, datetime]) -> None:
         """Set ``last_used_at`` for many keys in one statement, never moving it backwards;
         unknown key ids are ignored."""
@@ -271,5 +285,5 @@ class SqlKeyStore:
             )
             .values(last_used_at=used_at)
         )
-        async with self._transaction("record key usage", write=True) as connection:
+        async with self.transaction("record key usage", write=True) as connection:
             await connection.execute(statement, rows)

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Table, inspect
 from sqlalchemy.engine import make_url
 
 from domain.ports import KeyStoreUnavailable
 from infrastructure.keystore.engine import driver_url
-from infrastructure.keystore.schema import LATEST_VERSION, api_keys, schema_version
+from infrastructure.keystore.schema import (
+    LATEST_VERSION,
+    api_keys,
+    generation_records,
+    schema_version,
+)
 from infrastructure.keystore.sql import SqlKeyStore
 from tests.integration.keystore.postgres import PostgresCluster, free_port
 from tests.integration.keystore.stored_keys import (
@@ -55,20 +60,21 @@ async def test_several_stores_starting_at_once_migrate_the_database_once(
     assert await schema_versions(database_url) == list(range(1, LATEST_VERSION + 1))
 
 
+@pytest.mark.parametrize("table", [api_keys, generation_records], ids=lambda t: t.name)
 async def test_the_migrated_schema_is_the_one_the_queries_use(
-    store: SqlKeyStore, database_url: str
+    store: SqlKeyStore, database_url: str, table: Table
 ) -> None:
     async with raw_connection(database_url) as connection:
         columns, indexes = await connection.run_sync(
             lambda sync: (
-                inspect(sync).get_columns("api_keys"),
-                inspect(sync).get_indexes("api_keys"),
+                inspect(sync).get_columns(table.name),
+                inspect(sync).get_indexes(table.name),
             )
         )
-    assert [column["name"] for column in columns] == list(api_keys.c.keys())
-    assert [(index["name"], index["column_names"]) for index in indexes] == [
-        ("ix_api_keys_user_id", ["user_id"])
-    ]
+    assert [column["name"] for column in columns] == list(table.c.keys())
+    assert sorted((index["name"], index["column_names"]) for index in indexes) == sorted(
+        (index.name, [column.name for column in index.columns]) for index in table.indexes
+    )
 
 
 async def test_a_database_at_a_newer_schema_version_is_refused_and_left_alone(
