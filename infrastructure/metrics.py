@@ -169,6 +169,13 @@ class Metrics:
             ["trigger", "outcome"],
             registry=registry,
         )
+        self._generation_records = Counter(
+            "ctxfy_generation_records",
+            "Generation records by outcome: written, failed (the store failed or was slow; "
+            "the document was still returned), skipped (CTXFY_GENERATION_RECORDS=off).",
+            ["outcome"],
+            registry=registry,
+        )
         build_info = Gauge(
             "ctxfy_build_info",
             "Always 1; the running version is the label.",
@@ -201,6 +208,10 @@ class Metrics:
     def overload_rejected(self, surface: Surface) -> None:
         """Count a request refused at the concurrency bound, by ``rest`` or ``mcp``."""
         self._overload_rejected.labels(surface).inc()
+
+    def generation_recorded(self, outcome: str) -> None:
+        """Count a generation record: ``written``, ``failed`` or ``skipped``."""
+        self._generation_records.labels(outcome).inc()
 
     def catalog_reloaded(self, trigger: str, outcome: str) -> None:
         """Count a catalog reload; both labels come from closed sets."""

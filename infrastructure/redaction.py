@@ -52,6 +52,12 @@ def redact_text(text: str) -> str:
     return _SECRETS.sub(_mask, text)
 
 
+def redact_values[V](values: Mapping[str, V]) -> dict[str, V]:
+    """``values`` with credentials masked by name and by look, as log lines are."""
+    redacted: dict[str, V] = _redact(values)
+    return redacted
+
+
 def _redact(value: Any) -> Any:
     if value is None or isinstance(value, int | float):
         return value
