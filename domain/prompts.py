@@ -8,13 +8,16 @@ from domain.errors import CatalogError
 from domain.llm import MAX_TOKENS_LIMIT, TEMPERATURE_MAX, ModelPreferences, Role
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-VERSION_PATTERN = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+# ASCII digits only (``\d`` would take any script's), no leading zeros, at most 9 digits.
+VERSION_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$")
 # A pinned reference names a version after the prompt: ``prp@1.2.0``.
 VERSION_SEPARATOR = "@"
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 # Pydantic reserves the model_ prefix; keeping argument names clear of it lets one
 # argument model serve MCP, REST and OpenAPI without aliasing tricks in schemas.
 RESERVED_ARGUMENT_PREFIX = "model_"
+# A generation tool's own argument for pinning a version, so no prompt argument may take it.
+VERSION_ARGUMENT = "prompt_version"
 
 MAX_STRING_LENGTH = 100_000
 DEFAULT_STRING_LENGTH = 20_000
@@ -45,7 +48,7 @@ def version_key(version: str) -> tuple[int, int, int]:
 
 def is_version(text: str) -> bool:
     """Whether ``text`` is a ``MAJOR.MINOR.PATCH`` version as prompt files write them."""
-    return VERSION_PATTERN.match(text) is not None
+    return VERSION_PATTERN.fullmatch(text) is not None
 
 
 def split_reference(reference: str) -> tuple[str, str | None]:
@@ -101,6 +104,8 @@ class PromptArgument:
             raise _fail("argument name must match ^[a-z][a-z0-9_]{0,47}$", "arguments.name")
         if self.name.startswith(RESERVED_ARGUMENT_PREFIX):
             raise _fail(f"argument names may not start with {RESERVED_ARGUMENT_PREFIX!r}", where)
+        if self.name == VERSION_ARGUMENT:
+            raise _fail(f"{VERSION_ARGUMENT!r} is reserved for pinning a version", where)
         if not self.description.strip():
             raise _fail("description must not be empty", f"{where}.description")
         if self.required and self.default is not None:
@@ -231,7 +236,7 @@ class PromptDefinition:
         for label, text in (("title", self.title), ("description", self.description)):
             if not text.strip():
                 raise _fail(f"{label} must not be empty", label)
-        if not VERSION_PATTERN.match(self.version):
+        if not is_version(self.version):
             raise _fail(
                 "version must be MAJOR.MINOR.PATCH, numbers without leading zeros", "version"
             )

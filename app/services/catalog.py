@@ -114,6 +114,7 @@ class LiveCatalog:
         self._now = now
         self._lock = anyio.Lock()
         self._listeners: list[ChangeListener] = []
+        self._swap_hooks: list[Callable[[PromptCatalog], None]] = []
         self.last_reload: ReloadReport | None = None
         self.last_failure: ReloadReport | None = None
         metrics.prompts_loaded(len(catalog), catalog.version_count)
@@ -122,6 +123,12 @@ class LiveCatalog:
     def current(self) -> PromptCatalog:
         """The catalog to serve this request from; read it once per request."""
         return self._current
+
+    def on_swap(self, hook: Callable[[PromptCatalog], None]) -> None:
+        """Call ``hook(new)`` in the same step as each swap, before any listener is awaited:
+        for what must serve the new catalog at once (routes, MCP components). One that fails
+        is logged; the rest still run."""
+        self._swap_hooks.append(hook)
 
     def on_change(self, listener: ChangeListener) -> None:
         """Call ``listener(old, new, change)`` after each reload that changed the catalog.
@@ -153,6 +160,11 @@ class LiveCatalog:
                 return self._record(report)
             change = compare(old, new)
             self._current = new
+            for hook in self._swap_hooks:
+                try:
+                    hook(new)
+                except Exception:  # the swap stands; the rest still follow it
+                    logger.exception("catalog_swap_hook_failed")
             self._metrics.prompts_loaded(len(new), new.version_count)
             report = self._report(trigger, ReloadOutcome.CHANGED, new, started, change)
             logger.info(

@@ -204,3 +204,28 @@ async def test_concurrent_reloads_run_one_at_a_time(live: LiveCatalog, prompts: 
         tasks.start_soon(reload)
     # The second waited for the first, then found nothing new.
     assert outcomes == [ReloadOutcome.CHANGED, ReloadOutcome.UNCHANGED]
+
+
+async def test_swap_hooks_serve_the_new_catalog_before_any_listener_is_awaited(
+    live: LiveCatalog, prompts: Path
+) -> None:
+    order: list[str] = []
+
+    async def slow_listener(old: PromptCatalog, new: PromptCatalog, _: CatalogChange) -> None:
+        order.append("listener")
+
+    def hook(new: PromptCatalog) -> None:
+        assert live.current is new  # swapped already
+        order.append("hook")
+
+    def failing_hook(new: PromptCatalog) -> None:
+        raise RuntimeError("hook broke")
+
+    live.on_change(slow_listener)  # added first, still runs after every hook
+    live.on_swap(failing_hook)
+    live.on_swap(hook)
+    write_prompt(prompts, prompt(version="3.0.0"), "greet-3.0.0.yaml")
+    with capture_logs() as logs:
+        await live.reload(ReloadTrigger.API)
+    assert order == ["hook", "listener"]
+    assert "catalog_swap_hook_failed" in [line["event"] for line in logs]

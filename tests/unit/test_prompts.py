@@ -57,6 +57,7 @@ def test_a_minimal_argument_is_valid() -> None:
         pytest.param({"name": "1topic"}, "arguments.name", id="name-starts-with-digit"),
         pytest.param({"name": "t" * 49}, "arguments.name", id="name-too-long"),
         pytest.param({"name": "model_size"}, "arguments.model_size", id="reserved-prefix"),
+        pytest.param({"name": "prompt_version"}, "arguments.prompt_version", id="reserved-name"),
         pytest.param({"description": "  "}, "arguments.topic.description", id="blank-description"),
         pytest.param(
             {"required": True, "default": "x"}, "arguments.topic.default", id="required-default"
@@ -318,7 +319,10 @@ def test_well_formed_versions_are_versions(text: str) -> None:
     assert is_version(text)
 
 
-@pytest.mark.parametrize("text", ["1.0", "01.0.0", "1.0.0-rc1", "v1.0.0", "1.0.0 ", "", "1..0"])
+@pytest.mark.parametrize(
+    "text",
+    ["1.0", "01.0.0", "1.0.0-rc1", "v1.0.0", "1.0.0 ", "1.0.0\n", "1.0.\u0663", "", "1..0"],
+)
 def test_anything_else_is_not_a_version(text: str) -> None:
     assert not is_version(text)
 
