@@ -15,6 +15,7 @@ from typing import TypedDict, Unpack
 import structlog
 
 from app.mcp.middleware import McpLoggingMiddleware, McpMetricsMiddleware
+from app.mcp.notifications import CatalogNotifier
 from app.mcp.server import (
     build_mcp_server,
     mcp_http_app,
@@ -23,8 +24,10 @@ from app.mcp.server import (
 )
 from app.mcp.sessions import McpSessions
 from app.mcp.tools import generation_tools
+from app.reload_signals import sibling_reloader
 from app.services.authenticator import Authenticator, AuthPolicy
 from app.services.catalog import LiveCatalog
+from app.services.catalog_watch import CatalogWatcher
 from app.services.generation import DocumentGenerator, LlmLabels
 from app.services.health import HealthService, Lifecycle, SharedChecks
 from app.services.keys import KeyLifetimes, KeyService
@@ -35,6 +38,7 @@ from domain.llm import LlmGateway
 from domain.ports import KeyStore
 from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.catalog.watch import prompt_file_changes
 from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.llm import client_sampling, openai_compatible
@@ -188,7 +192,6 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         metrics=metrics,
         now=now,
     )
-    catalog = live.current
 
     on_close: list[Callable[[], Awaitable[None]]] = []
     server_llm: LlmGateway | None = overrides.get("server_llm")
@@ -209,23 +212,26 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
     )
 
     # Metrics first in FastMCP's chain, so it times the rest and counts what later
-    # middleware refuses.
+    # middleware refuses. Prompts and tools follow the live catalog; a reload that changes
+    # it is told to connected clients.
+    notifier = CatalogNotifier(max_listeners=settings.mcp_max_sessions)
     mcp = build_mcp_server(
-        catalog,
+        live,
         version=app_version,
-        middleware=[McpMetricsMiddleware(metrics), McpLoggingMiddleware()],
+        middleware=[McpMetricsMiddleware(metrics, live), McpLoggingMiddleware()],
         state_security=request_state_security(
             settings.state_keys, ttl=settings.llm_sampling_timeout_seconds
         ),
         list_cache_seconds=settings.mcp_list_cache_seconds,
+        tools=lambda catalog: generation_tools(
+            catalog,
+            generator,
+            stateless=settings.mcp_stateless,
+            sampling_timeout=settings.llm_sampling_timeout_seconds,
+        ),
+        notifier=notifier,
     )
-    for tool in generation_tools(
-        catalog,
-        generator,
-        stateless=settings.mcp_stateless,
-        sampling_timeout=settings.llm_sampling_timeout_seconds,
-    ):
-        mcp.add_tool(tool)
+    live.on_change(notifier.catalog_changed)
     mcp_app = mcp_http_app(
         mcp, stateless=settings.mcp_stateless, idle_seconds=settings.mcp_session_idle_seconds
     )
@@ -267,5 +273,11 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         lifecycle=lifecycle,
         usage_flush_seconds=settings.usage_flush_seconds,
         client_sampling=settings.effective_llm_mode is not LlmMode.SERVER,
+        reload_siblings=sibling_reloader(),
+        catalog_watcher=(
+            CatalogWatcher(prompts_dir, live, changes=prompt_file_changes)
+            if settings.prompts_watch and prompts_dir is not None
+            else None
+        ),
         on_close=tuple(on_close),
     )

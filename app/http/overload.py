@@ -8,14 +8,17 @@ used: it counts idle kept-alive connections too, refuses probes alike, and answe
 - Exempt paths (the probes and ``/metrics``) are neither counted nor refused, so an
   orchestrator still sees a full worker as alive and a scrape still reports the refusals.
 - An MCP event stream (``GET`` on ``/mcp``, where the SDK serves only the standalone
-  ``text/event-stream``) is admitted like any request, so it is refused at the bound, but
-  holds no slot while open: it waits for notifications rather than working, and every
-  stateful session may keep one, so counting them would let idle sessions starve real work.
+  ``text/event-stream``, or a 2026-07-28 ``subscriptions/listen`` POST, whose response is
+  the stream) is admitted like any request, so it is refused at the bound, but holds no
+  slot while open: it waits for notifications rather than working, and every client may
+  keep one, so counting them would let idle clients starve real work. A listen is known by
+  its ``Mcp-Method`` header, which the SDK refuses unless it is the body's method.
 - The count is per process: each worker has its own bound.
 """
 
 from collections.abc import Callable, Collection
 
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.http.errors import Overloaded, jsonrpc_error, response_for, rule_for
@@ -25,6 +28,23 @@ from infrastructure.metrics import Surface
 # JSON-RPC leaves -32000..-32099 to servers; -32005 is "limit exceeded" in EIP-1474's table,
 # the closest thing to a convention. The HTTP status and Retry-After say the rest.
 JSONRPC_OVERLOADED = -32005
+
+
+LISTEN = b"subscriptions/listen"
+MODERN_VERSIONS = frozenset(v.encode("ascii") for v in MODERN_PROTOCOL_VERSIONS)
+
+
+def event_stream(scope: Scope) -> bool:
+    """Whether a request to ``/mcp`` opens an event stream (see the module docstring)."""
+    if scope["method"] == "GET":
+        return True
+    listen = modern = False
+    for name, value in scope["headers"]:
+        if name == b"mcp-method":
+            listen = value == LISTEN
+        elif name == b"mcp-protocol-version":
+            modern = value in MODERN_VERSIONS  # only then does the SDK check Mcp-Method
+    return listen and modern
 
 
 class OverloadMiddleware:
@@ -65,8 +85,8 @@ class OverloadMiddleware:
         if self.in_flight >= self.limit:
             await self._refuse(scope, receive, send, mcp)
             return
-        if mcp and scope["method"] == "GET":
-            await self.app(scope, receive, send)  # an event stream: admitted, holds no slot
+        if mcp and event_stream(scope):
+            await self.app(scope, receive, send)  # admitted, holds no slot
             return
         self.in_flight += 1
         try:

@@ -1,24 +1,44 @@
 """Prompt arguments over MCP: strings on the wire, validated once per ``prompts/get``.
 
-``PromptArgumentsMiddleware`` validates before FastMCP renders anything and hands the typed
-values on as ``ValidatedArguments``; the prompt renders those without validating again.
+``PromptArgumentsMiddleware`` resolves the prompt (``name`` or ``name@version``) in the live
+catalog and validates before FastMCP renders anything; it hands the typed values on as
+``ValidatedArguments``, which also name the version they were validated for, so the prompt
+renders exactly that version without validating again, even if a reload lands meanwhile.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 from fastmcp.prompts import PromptResult
+from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp import MCPError
 from mcp.types import INVALID_PARAMS, GetPromptRequestParams
 
-from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
+from app.http.request_context import access_line
+from app.services.access_line import AccessLine
+from app.services.catalog import LiveCatalog
+from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError, PromptVersionNotFound
 from domain.prompts import ArgumentType, Scalar
-from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
+from infrastructure.catalog.catalog import CatalogEntry
 
 
 class ValidatedArguments(dict[str, Scalar | None]):
     """Arguments ``CatalogEntry.validate`` accepted: typed, defaults filled in."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, values: Mapping[str, Scalar | None], entry: CatalogEntry) -> None:
+        super().__init__(values)
+        self.entry = entry  # the version these were validated for
+
+
+def request_line() -> AccessLine | None:
+    """The access line of the HTTP request carrying this MCP call, if there is one."""
+    try:
+        return access_line(get_http_request().scope)
+    except RuntimeError:  # in-memory transport: no HTTP request
+        return None
 
 
 def mcp_arguments(entry: CatalogEntry, raw: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -36,9 +56,9 @@ def mcp_arguments(entry: CatalogEntry, raw: Mapping[str, Any] | None) -> dict[st
 
 def validated(entry: CatalogEntry, raw: Mapping[str, Any] | None) -> ValidatedArguments:
     """``raw`` as ``entry`` accepts it; raises ``InvalidArguments``."""
-    if isinstance(raw, ValidatedArguments):
+    if isinstance(raw, ValidatedArguments) and raw.entry is entry:
         return raw
-    return ValidatedArguments(entry.validate(mcp_arguments(entry, raw)))
+    return ValidatedArguments(entry.validate(mcp_arguments(entry, raw)), entry)
 
 
 def invalid_params(error: InvalidArguments | PromptRenderError | PromptNotFound) -> MCPError:
@@ -47,19 +67,22 @@ def invalid_params(error: InvalidArguments | PromptRenderError | PromptNotFound)
     if isinstance(error, InvalidArguments):
         fields = [{"field": e.field, "message": e.message, "type": e.type} for e in error.errors]
         data = {"prompt": error.prompt, "errors": fields}
+    elif isinstance(error, PromptVersionNotFound):
+        data = {"prompt": error.name, "version": error.version, "versions": list(error.available)}
     elif isinstance(error, PromptRenderError):
         data = {"prompt": error.prompt}
     return MCPError(code=INVALID_PARAMS, message=str(error), data=data)
 
 
 class PromptArgumentsMiddleware(Middleware):
-    """Rejects bad prompt arguments with INVALID_PARAMS before FastMCP renders anything.
+    """Rejects unknown prompts, versions and bad arguments with INVALID_PARAMS before FastMCP
+    renders anything, and names the version served on the access line.
 
     Raising here, rather than in ``render``, keeps a client's mistake out of the
     server's error log (FastMCP logs every render failure with a traceback).
     """
 
-    def __init__(self, catalog: PromptCatalog) -> None:
+    def __init__(self, catalog: LiveCatalog) -> None:
         self._catalog = catalog
 
     async def on_get_prompt(
@@ -69,10 +92,16 @@ class PromptArgumentsMiddleware(Middleware):
     ) -> PromptResult:
         message = context.message
         try:
-            entry = self._catalog.get(message.name)
+            entry = self._catalog.current.resolve(message.name)
+        except PromptNotFound as exc:
+            # The catalog is the only source of prompts, so this is the client's error.
+            raise invalid_params(exc) from None
+        line = request_line()
+        if line is not None:
+            line.prompt_served(entry.definition)
+        try:
             values = validated(entry, message.arguments)
-        except (PromptNotFound, InvalidArguments) as exc:
-            # The catalog is the only source of prompts, so either is the client's error.
+        except InvalidArguments as exc:
             raise invalid_params(exc) from None
         # Not re-validated: arguments are typed values from here on, not wire strings.
         handed_on = message.model_copy(update={"arguments": values})

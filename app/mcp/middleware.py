@@ -1,5 +1,6 @@
 """FastMCP middleware: each MCP operation on the request's access line and in metrics."""
 
+from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
@@ -9,11 +10,17 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import InputRequiredToolResult
 
 from app.http.request_context import REQUEST_ID, access_line
+from app.mcp.tools import TOOL_PREFIX
+from app.services.catalog import LiveCatalog
+from domain.errors import PromptNotFound
+from domain.prompts import VERSION_ARGUMENT, split_reference
+from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.metrics import McpOutcome, Metrics
 
 MAX_NAME = 128
 UNKNOWN = "unknown"
 NAMED_METHODS = frozenset({"prompts/get", "tools/call"})
+NONE = ("", "")  # the name and version labels of a method that names nothing
 
 
 def outcome_of(result: object) -> McpOutcome:
@@ -65,40 +72,84 @@ class McpMetricsMiddleware(Middleware):
 
     The ``name`` label is the prompt or tool name only when the server has it, else
     ``unknown``, so clients cannot grow the label set; it is empty for methods without a
-    name (resource URIs are not labels: templates make them unbounded).
+    name (resource URIs are not labels: templates make them unbounded). ``version`` is the
+    catalog version a prompt or generation tool served (a pinned one, or the current), and
+    empty when there is none: both come from the catalog serving when the request began.
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, catalog: LiveCatalog) -> None:
         self._metrics = metrics
+        self._catalog = catalog
 
     async def on_request(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
     ) -> Any:
         method = context.method or UNKNOWN
+        named = method in NAMED_METHODS
+        catalog = self._catalog.current if named else None
         started = perf_counter()
         try:
             result = await call_next(context)
         except Exception:
             seconds = perf_counter() - started
-            name = await self._known_name(context) if method in NAMED_METHODS else ""
-            self._metrics.mcp_request(method, name, "error", seconds)
+            name, version = await self._labels(context, catalog, found=False) if named else NONE
+            self._metrics.mcp_request(method, name, "error", seconds, version)
             raise
         seconds = perf_counter() - started
-        # Success means the server found the prompt or tool: the name is one of its own.
-        name = str(getattr(context.message, "name", UNKNOWN)) if method in NAMED_METHODS else ""
-        self._metrics.mcp_request(method, name, outcome_of(result), seconds)
+        name, version = await self._labels(context, catalog, found=True) if named else NONE
+        self._metrics.mcp_request(method, name, outcome_of(result), seconds, version)
         return result
 
     @staticmethod
-    async def _known_name(context: MiddlewareContext[Any]) -> str:
-        """The requested name if the server has such a prompt or tool, else ``unknown``."""
-        name = getattr(context.message, "name", None)
-        if not isinstance(name, str) or context.fastmcp_context is None:
-            return UNKNOWN
-        server = context.fastmcp_context.fastmcp
-        lookup = server.get_prompt if context.method == "prompts/get" else server.get_tool
+    async def _labels(
+        context: MiddlewareContext[Any], catalog: PromptCatalog | None, *, found: bool
+    ) -> tuple[str, str]:
+        message = context.message
+        name = getattr(message, "name", None)
+        if not isinstance(name, str):
+            return UNKNOWN, ""
+        arguments = getattr(message, "arguments", None) or {}
+        served = catalog_labels(catalog, context.method, name, arguments) if catalog else None
+        if served is not None:
+            return served
+        # Success means the server found the prompt or tool: the name is one of its own.
+        return (name, "") if found else (await _known_name(context, name), "")
+
+
+def catalog_labels(
+    catalog: PromptCatalog, method: str | None, name: str, arguments: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """The prompt (or tool) and version a request for ``name`` is served by in ``catalog``,
+    the version empty when it names none there; None when ``name`` is not the catalog's."""
+    if method == "prompts/get":
+        prompt, _ = split_reference(name)
+        if prompt not in catalog:
+            return None
         try:
-            found = await lookup(name)
-        except Exception:  # the request's own error must reach the client, not this one
-            return UNKNOWN
-        return name if found is not None else UNKNOWN
+            return prompt, catalog.resolve(name).version
+        except PromptNotFound:
+            return prompt, ""
+    prompt = name.removeprefix(TOOL_PREFIX)
+    if prompt == name or prompt not in catalog:
+        return None
+    current = catalog.get(prompt)
+    if current.definition.generation is None:
+        return None
+    pinned = arguments.get(VERSION_ARGUMENT)
+    if pinned is None or pinned == "":
+        return name, current.version
+    generating = {e.version for e in catalog.versions(prompt) if e.definition.generation}
+    return name, pinned if isinstance(pinned, str) and pinned in generating else ""
+
+
+async def _known_name(context: MiddlewareContext[Any], name: str) -> str:
+    """``name`` if the server has such a prompt or tool, else ``unknown``."""
+    if context.fastmcp_context is None:
+        return UNKNOWN
+    server = context.fastmcp_context.fastmcp
+    lookup = server.get_prompt if context.method == "prompts/get" else server.get_tool
+    try:
+        found = await lookup(name)
+    except Exception:  # the request's own error must reach the client, not this one
+        return UNKNOWN
+    return name if found is not None else UNKNOWN

@@ -1,11 +1,17 @@
-"""The FastMCP server: every catalog prompt as an MCP prompt, validated like REST."""
+"""The FastMCP server: every catalog prompt as an MCP prompt, validated like REST, served
+from the live catalog so that it follows every reload."""
 
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.prompts import Message, Prompt, PromptArgument, PromptResult
 from fastmcp.server.http import StarletteWithLifespan, StreamableHTTPASGIApp
 from fastmcp.server.middleware import Middleware
+from fastmcp.server.providers import Provider
+from fastmcp.tools import Tool
+from fastmcp.utilities.versions import VersionSpec
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.request_state import RequestStateSecurity
 from mcp.types import (
@@ -18,8 +24,15 @@ from pydantic import PrivateAttr
 from starlette.middleware import Middleware as StarletteMiddleware
 from starlette.routing import Route
 
-from app.mcp.arguments import PromptArgumentsMiddleware, invalid_params, validated
-from domain.errors import InvalidArguments, PromptRenderError
+from app.mcp.arguments import (
+    PromptArgumentsMiddleware,
+    ValidatedArguments,
+    invalid_params,
+    validated,
+)
+from app.mcp.notifications import CatalogNotifier
+from app.services.catalog import LiveCatalog
+from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
 from domain.prompts import PromptArgument as CatalogArgument
 from infrastructure.catalog.catalog import CatalogEntry, PromptCatalog
 
@@ -34,20 +47,28 @@ INSTRUCTIONS = (
 
 
 class CatalogPrompt(Prompt):
-    """An MCP prompt backed by a catalog entry; rendering is the catalog's."""
+    """An MCP prompt backed by one version of a catalog prompt; rendering is the catalog's."""
 
     _entry: CatalogEntry = PrivateAttr()
 
     @classmethod
-    def from_entry(cls, entry: CatalogEntry) -> "CatalogPrompt":
-        """Describe ``entry`` the way `prompts/list` shows it."""
+    def from_entry(
+        cls, entry: CatalogEntry, *, name: str | None = None, versions: Sequence[str] = ()
+    ) -> "CatalogPrompt":
+        """Describe ``entry`` the way `prompts/list` shows it, under ``name`` (its own by
+        default; ``name@version`` for a pinned one), with every version of the prompt."""
         definition = entry.definition
         prompt = cls(
-            name=definition.name,
+            name=name or definition.name,
             title=definition.title,
             description=definition.description,
             tags=set(definition.tags),
-            meta={"version": definition.version, "generates": definition.generation is not None},
+            meta={
+                "version": definition.version,
+                "deprecated": definition.deprecated,
+                "versions": list(versions or (definition.version,)),
+                "generates": definition.generation is not None,
+            },
             arguments=[
                 PromptArgument(
                     name=a.name, description=_describe(a.description, a), required=a.required
@@ -59,25 +80,100 @@ class CatalogPrompt(Prompt):
         return prompt
 
     async def render(self, arguments: dict[str, Any] | None = None) -> PromptResult:
-        """Render with the catalog's one renderer; arguments arrive validated."""
+        """Render with the catalog's one renderer; arguments arrive validated, and name
+        the version they were validated for."""
+        entry = arguments.entry if isinstance(arguments, ValidatedArguments) else self._entry
         try:
-            rendered = self._entry.render_validated(validated(self._entry, arguments))
+            rendered = entry.render_validated(validated(entry, arguments))
         except (InvalidArguments, PromptRenderError) as exc:
             raise invalid_params(exc) from None
         return PromptResult(
             [Message(m.text, role=m.role) for m in rendered.messages],
             description=rendered.description,
+            meta={"version": rendered.version, "deprecated": rendered.deprecated},
         )
+
+
+type ToolsOf = Callable[[PromptCatalog], Iterable[Tool]]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogComponents:
+    """What MCP serves of one catalog, built once: a reload builds the next set."""
+
+    catalog: PromptCatalog
+    listed_prompts: tuple[CatalogPrompt, ...]
+    prompts: dict[str, CatalogPrompt]  # by name (current version) and by name@version
+    listed_tools: tuple[Tool, ...]
+    tools: dict[str, Tool]
+
+    @classmethod
+    def of(cls, catalog: PromptCatalog, tools_of: ToolsOf) -> "CatalogComponents":
+        """Every prompt version and generation tool of ``catalog``."""
+        prompts: dict[str, CatalogPrompt] = {}
+        listed: list[CatalogPrompt] = []
+        for entry in catalog:
+            versions = [e.version for e in catalog.versions(entry.name)]
+            current = CatalogPrompt.from_entry(entry, versions=versions)
+            listed.append(current)
+            prompts[entry.name] = current
+            for version in catalog.versions(entry.name):
+                reference = version.definition.reference
+                prompts[reference] = CatalogPrompt.from_entry(
+                    version, name=reference, versions=versions
+                )
+        tools = tuple(tools_of(catalog))
+        return cls(catalog, tuple(listed), prompts, tools, {t.name: t for t in tools})
+
+
+class CatalogProvider(Provider):
+    """Serves the prompts and generation tools of the catalog serving now.
+
+    Components are built once per catalog and reused by every request until a reload
+    replaces the catalog. A prompt is found by ``name`` (its current version) or
+    ``name@version``; FastMCP's own component versions are not used (listings would show
+    every version, and its order is not ours: the current version skips deprecated ones).
+    """
+
+    def __init__(self, catalog: LiveCatalog, tools_of: ToolsOf) -> None:
+        super().__init__()
+        self._catalog = catalog
+        self._tools_of = tools_of
+        self._built = CatalogComponents.of(catalog.current, tools_of)
+
+    def components(self) -> CatalogComponents:
+        """The components of the catalog serving now."""
+        catalog, built = self._catalog.current, self._built
+        if built.catalog is not catalog:
+            built = self._built = CatalogComponents.of(catalog, self._tools_of)
+        return built
+
+    def follow(self, new: PromptCatalog) -> None:
+        """Build the new catalog's components as it starts serving (a ``LiveCatalog`` swap
+        hook), so that no request waits for them."""
+        self.components()
+
+    async def _list_prompts(self) -> Sequence[Prompt]:
+        return self.components().listed_prompts
+
+    async def _get_prompt(self, name: str, version: VersionSpec | None = None) -> Prompt | None:
+        return self.components().prompts.get(name)
+
+    async def _list_tools(self) -> Sequence[Tool]:
+        return self.components().listed_tools
+
+    async def _get_tool(self, name: str, version: VersionSpec | None = None) -> Tool | None:
+        return self.components().tools.get(name)
 
 
 class ArgumentCompletion:
     """``completion/complete`` for prompt arguments: choices, booleans, suggestions.
 
-    Only prompts of the catalog are completed; anything else gets an empty completion, as the
-    protocol asks for references a server does not handle.
+    Only prompts of the catalog (``name`` or ``name@version``) are completed; anything else
+    gets an empty completion, as the protocol asks for references a server does not handle.
     """
 
-    def __init__(self, catalog: PromptCatalog) -> None:
+    def __init__(self, catalog: LiveCatalog) -> None:
         self._catalog = catalog
 
     def __call__(
@@ -86,9 +182,13 @@ class ArgumentCompletion:
         argument: CompletionArgument,
         context: CompletionContext | None,
     ) -> list[str] | None:
-        if not isinstance(reference, PromptReference) or reference.name not in self._catalog:
+        if not isinstance(reference, PromptReference):
             return None
-        declared = self._catalog.get(reference.name).definition.argument(argument.name)
+        try:
+            entry = self._catalog.current.resolve(reference.name)
+        except PromptNotFound:
+            return None
+        declared = entry.definition.argument(argument.name)
         if declared is None:
             return None
         return list(declared.completions(argument.value[:MAX_TYPED]))
@@ -116,34 +216,46 @@ def request_state_security(keys: tuple[str, ...], *, ttl: float) -> RequestState
 
 
 def build_mcp_server(
-    catalog: PromptCatalog,
+    catalog: LiveCatalog,
     *,
     version: str,
     middleware: list[Middleware],
     state_security: RequestStateSecurity,
     list_cache_seconds: int = 0,
+    tools: ToolsOf = lambda _: (),
+    notifier: CatalogNotifier | None = None,
 ) -> FastMCP:
-    """The MCP server for ``catalog``; transport is chosen when its HTTP app is built.
+    """The MCP server for the live ``catalog``; transport is chosen when its HTTP app is built.
 
+    Prompts, and the generation tools ``tools`` makes of a catalog, follow every reload.
     ``middleware`` runs first, in order, before the argument validation. The server's name
     is the audience of sealed request state, so every replica must keep it. With
     ``list_cache_seconds``, 2026-07-28 list results say how long a client may keep them,
-    privately: what a key may list depends on its scope.
+    privately: what a key may list depends on its scope. ``notifier`` tells connected
+    clients when the catalog changes.
     """
+    provider = CatalogProvider(catalog, tools)
+    # Registered before anything that tells clients, so they re-list from built components.
+    catalog.on_swap(provider.follow)
     server: FastMCP = FastMCP(
         name="ctxfy",
         instructions=INSTRUCTIONS,
         version=version,
         mask_error_details=True,
         on_duplicate="error",
-        middleware=[*middleware, PromptArgumentsMiddleware(catalog)],
+        middleware=[
+            *middleware,
+            *([notifier] if notifier is not None else []),
+            PromptArgumentsMiddleware(catalog),
+        ],
+        providers=[provider],
         request_state_security=state_security,
         cache_ttl=list_cache_seconds or None,
         cache_scope="private" if list_cache_seconds else None,
     )
-    for entry in catalog:
-        server.add_prompt(CatalogPrompt.from_entry(entry))
     server.add_completion_handler(ArgumentCompletion(catalog))
+    if notifier is not None:
+        notifier.serve_listen(server)
     return server
 
 

@@ -1,5 +1,6 @@
 """Prompt arguments over MCP are validated once, before anything renders, and handed on typed."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -9,9 +10,19 @@ from fastmcp.prompts import Message, Prompt, PromptResult
 from pydantic import Field
 
 from app.mcp.arguments import PromptArgumentsMiddleware, ValidatedArguments, validated
+from app.services.catalog import LiveCatalog
+from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
+
+
+def live(catalog: PromptCatalog) -> LiveCatalog:
+    """``catalog`` serving, never reloaded."""
+    return LiveCatalog(
+        catalog, load=lambda: catalog, metrics=Metrics(version="t"), now=lambda: datetime.now(UTC)
+    )
 
 
 class RecordingPrompt(Prompt):
@@ -26,7 +37,7 @@ class RecordingPrompt(Prompt):
 
 async def test_the_prompt_receives_the_validated_typed_arguments_not_the_wire_strings() -> None:
     catalog = load_catalog()
-    server = FastMCP("t", middleware=[PromptArgumentsMiddleware(catalog)])
+    server = FastMCP("t", middleware=[PromptArgumentsMiddleware(live(catalog))])
     recording = RecordingPrompt(name="task_breakdown")
     server.add_prompt(recording)
     wire = {"goal": "Single sign-on for the admin console", "max_tasks": "7"}
@@ -39,6 +50,7 @@ async def test_the_prompt_receives_the_validated_typed_arguments_not_the_wire_st
     assert isinstance(received, ValidatedArguments)
     assert received == catalog.get("task_breakdown").validate({**wire, "max_tasks": 7})
     assert received["max_tasks"] == 7
+    assert received.entry is catalog.get("task_breakdown")
 
 
 def test_arguments_already_validated_are_not_validated_again() -> None:
@@ -46,3 +58,13 @@ def test_arguments_already_validated_are_not_validated_again() -> None:
     values = validated(entry, {"task": "Rotate the signing keys.", "domain": "identity"})
 
     assert validated(entry, values) is values
+
+
+def test_arguments_validated_for_another_version_are_validated_again() -> None:
+    first, second = load_catalog(), load_catalog()
+    values = validated(first.get("context_stack"), {"task": "Rotate.", "domain": "identity"})
+
+    again = validated(second.get("context_stack"), values)
+
+    assert again is not values
+    assert again.entry is second.get("context_stack")

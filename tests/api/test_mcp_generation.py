@@ -23,6 +23,7 @@ from app.services.generation import GeneratedDocument
 from app.settings import Settings
 from domain.generation import LlmMode
 from domain.keys import Scope
+from domain.prompts import VERSION_ARGUMENT
 from tests.api.harness import catalog_of, issue_key, mcp_over_http, on_the_wire
 from tests.fakes import ScriptedLlm, completion, served
 from tests.integration.prompt_files import write_unrenderable_prompts
@@ -76,7 +77,9 @@ async def test_a_write_key_lists_a_generate_tool_per_generating_prompt_typed_by_
     }
     for entry in generating:
         tool = tools[f"generate_{entry.name}"]
+        pin = tool.input_schema["properties"].pop(VERSION_ARGUMENT)
         assert tool.input_schema == entry.argument_model.model_json_schema()
+        assert pin["enum"] == [entry.version]
         assert tool.output_schema is not None
         assert set(tool.output_schema["properties"]) == set(GeneratedDocument.model_fields)
 
@@ -104,7 +107,7 @@ async def test_a_client_without_sampling_gets_the_document_from_the_server_llm(
     assert len(result.content) == 1
     assert isinstance(result.content[0], TextContent)
     assert result.content[0].text == completion().text
-    assert result.structured_content == served()
+    assert result.structured_content == served() | {"version": "1.0.0", "deprecated": False}
     assert len(llm.requests) == 1
 
 

@@ -82,8 +82,8 @@ async def test_a_modern_client_writes_the_document_with_its_llm_in_two_logged_ro
     assert "llm_model" not in asked
     assert (answered["mcp_outcome"], answered["llm_model"]) == ("ok", "client-model")
     assert 'ctxfy_mcp_requests_total{method="tools/call",name="' + TOOL in scraped
-    assert f'name="{TOOL}",outcome="input_required"}} 1.0' in scraped
-    assert f'name="{TOOL}",outcome="ok"}} 1.0' in scraped
+    assert f'name="{TOOL}",outcome="input_required",version="1.0.0"}} 1.0' in scraped
+    assert f'name="{TOOL}",outcome="ok",version="1.0.0"}} 1.0' in scraped
 
 
 async def test_a_retry_with_another_callers_request_state_is_refused(app: FastAPI) -> None:

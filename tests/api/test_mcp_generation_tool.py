@@ -93,6 +93,8 @@ async def test_a_client_that_samples_writes_the_document_with_its_own_llm(
         name: value for name, value in result.structured_content.items() if name != "latency_ms"
     } == {
         "prompt": "context_stack",
+        "version": "1.0.0",
+        "deprecated": False,
         "document": client_llm.text,
         "route": "client",
         "provider": "mcp-client",

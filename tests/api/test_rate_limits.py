@@ -207,7 +207,7 @@ async def test_past_the_generate_limit_an_mcp_tool_call_is_a_json_rpc_429_before
     ]
     assert calls == [
         'ctxfy_mcp_requests_total{method="tools/call",name="generate_context_stack",'
-        'outcome="ok"} 1.0'
+        'outcome="ok",version="1.0.0"} 1.0'
     ]
     assert 'ctxfy_rate_limited_total{scope="generate"} 1.0' in scraped
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
