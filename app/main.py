@@ -17,10 +17,11 @@ from app.http.limits import BodyLimitMiddleware, BodyLimits
 from app.http.mcp_path import McpPathMiddleware
 from app.http.origin import OriginGuardMiddleware, policy_from
 from app.http.overload import OverloadMiddleware
+from app.http.pinning import VersionQueryMiddleware
 from app.http.rate_limit import RateLimitMiddleware
 from app.http.request_context import RequestContextMiddleware
+from app.http.routes import catalog, health, keys, metrics, prompts
 from app.http.routes import docs as docs_pages
-from app.http.routes import health, keys, metrics, prompts
 from app.http.security_headers import SecurityHeadersMiddleware
 from app.http.session_cap import SessionCapMiddleware
 from app.settings import Settings
@@ -103,6 +104,8 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
             on_refusal=state.metrics.mcp_session_refused,
             mcp_path=MCP_PATH,
         ),
+        # Last before the routes: a pinned ?version= picks the route whose body model it is.
+        Middleware(VersionQueryMiddleware, prefix=prompts.PREFIX),
     ]
 
 
@@ -136,7 +139,10 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
     app.state.ctxfy = state
     install_error_handlers(app)
     app.include_router(health.build_router())
-    app.include_router(prompts.build_router(state.catalog.current))
+    # Per-version routes follow each reload that changes the catalog.
+    prompt_routes = prompts.PromptRoutes(app, state.catalog.current, revision=state.version)
+    state.catalog.on_swap(prompt_routes.replace)
+    app.include_router(catalog.build_router())
     app.include_router(keys.build_router(settings.key_max_lifetime_days))
     app.include_router(metrics.build_router(state.metrics))
     if docs:

@@ -109,11 +109,14 @@ def completion(
     )
 
 
-def served(prompt: str = "context_stack") -> dict[str, object]:
-    """What a caller receives for ``prompt`` when the server's LLM answers ``completion()``."""
+def served(prompt: str = "context_stack", version: str = "1.0.0") -> dict[str, object]:
+    """What a caller receives for ``prompt`` (``version``, not deprecated) when the server's
+    LLM answers ``completion()``."""
     answer = completion()
     return {
         "prompt": prompt,
+        "version": version,
+        "deprecated": False,
         "document": answer.text,
         "route": "server",
         "provider": answer.provider,

@@ -134,6 +134,16 @@ class ClientDisconnected(CtxfyError):
         super().__init__("The client closed the connection before the answer was ready.")
 
 
+class CatalogReloadFailed(CtxfyError):
+    """A reload found a broken prompt file; the catalog serving before keeps serving."""
+
+    code = "catalog_reload_failed"
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"The catalog was not reloaded; the previous one keeps serving. {error}")
+        self.error = error
+
+
 def _no_headers(_: Any) -> dict[str, str]:
     return {}
 
@@ -199,6 +209,12 @@ ERRORS: tuple[ErrorRule, ...] = (
     ErrorRule(PromptNotFound, 404, "no prompt of that name"),
     ErrorRule(
         PromptVersionNotFound, 404, "the prompt has no such version; the message names its versions"
+    ),
+    ErrorRule(
+        CatalogReloadFailed,
+        409,
+        "a prompt file is invalid (the message names file, prompt, version and field), so "
+        "nothing was reloaded and the previous catalog keeps serving",
     ),
     ErrorRule(BodyTooLarge, 413, "the body is larger than the server takes (CTXFY_MAX_BODY_BYTES)"),
     ErrorRule(

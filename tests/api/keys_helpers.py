@@ -30,10 +30,14 @@ REFUSED_KINDS = ("malformed", "bad_checksum", "unknown_id", "wrong_secret", "rev
 HIERARCHY = (Scope.READ, Scope.WRITE, Scope.ADMIN)  # each includes the ones before it
 MCP_MOUNT = "/mcp"
 # The scope matrices send every refused kind of key to every operation from one address: far
-# past the auth throttle, which has its own tests (test_auth_throttle.py).
-UNTHROTTLED: dict[str, int] = {
+# past the auth throttle, which has its own tests (test_auth_throttle.py), and, with a preview
+# and generate route per prompt version, past the rate limits (test_rate_limits.py).
+UNTHROTTLED: dict[str, int | str] = {
     "auth_max_failures": 1_000_000,
     "auth_max_failures_per_source": 1_000_000,
+    "rate_limit_read": "off",
+    "rate_limit_write": "off",
+    "rate_limit_generate": "off",
 }
 ALLOWED = "allowed"
 INITIALIZE = {

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
+from domain.prompts import VERSION_PATTERN
 from infrastructure.catalog.arguments import model_name
 from tests.api.harness import asgi_client, catalog_of
 
@@ -84,7 +85,57 @@ async def test_preview_errors_are_documented_with_the_error_body_schema(
         "$ref": "#/components/schemas/PreviewResponse"
     }
     assert responses["422"]["content"]["application/json"]["schema"] == ERROR_BODY
-    assert "404" not in responses, "a prompt's own preview path cannot be unknown"
+    # ?version= may name a version the prompt does not have.
+    assert "prompt_version_not_found" in responses["404"]["description"]
+
+
+async def test_describing_documents_pinning_by_query_with_the_version_pattern(
+    openapi: dict[str, Any],
+) -> None:
+    parameters = openapi["paths"]["/v1/prompts/{name}"]["get"]["parameters"]
+
+    (version,) = [p for p in parameters if p["name"] == "version"]
+    assert version["in"] == "query"
+    assert version["required"] is False
+    assert {"type": "string", "pattern": VERSION_PATTERN.pattern} in version["schema"]["anyOf"]
+
+
+@pytest.mark.parametrize("action", ["preview", "generate"])
+async def test_a_typed_operation_points_to_the_other_versions_instead_of_a_version_parameter(
+    openapi: dict[str, Any], action: str
+) -> None:
+    # One operation has one body schema: other versions' bodies are their own operations'.
+    operation = openapi["paths"][f"/v1/prompts/context_stack/{action}"]["post"]
+
+    assert "version" not in [p["name"] for p in operation.get("parameters", [])]
+    assert f"`context_stack@VERSION/{action}`" in operation["description"]
+    assert "`?version=VERSION`" in operation["description"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/prompts", "/v1/prompts/{name}", "/v1/prompts/{name}/versions"]
+)
+async def test_cacheable_reads_document_their_etag_and_the_304(
+    openapi: dict[str, Any], path: str
+) -> None:
+    operation = openapi["paths"][path]["get"]
+    responses = operation["responses"]
+
+    assert set(responses["200"]["headers"]) == {"ETag", "Cache-Control"}
+    assert set(responses["304"]["headers"]) == {"ETag", "Cache-Control"}
+    assert "content" not in responses["304"]
+    assert "If-None-Match" in [p["name"] for p in operation["parameters"]]
+
+
+async def test_the_catalog_reload_documents_its_refusals(openapi: dict[str, Any]) -> None:
+    responses = openapi["paths"]["/v1/catalog/reload"]["post"]["responses"]
+
+    assert responses["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReloadOut"
+    }
+    assert "insufficient_scope" in responses["403"]["description"]
+    assert "catalog_reload_failed" in responses["409"]["description"]
+    assert responses["409"]["content"]["application/json"]["schema"] == ERROR_BODY
 
 
 async def test_describing_a_prompt_documents_its_404_with_the_error_body(

@@ -37,6 +37,8 @@ async def test_the_listing_shows_each_prompts_arguments_and_generation_settings(
         assert shown["title"] == definition.title
         assert shown["description"] == definition.description
         assert shown["version"] == definition.version
+        assert shown["deprecated"] is definition.deprecated
+        assert shown["versions"] == [e.version for e in catalog_of(app).versions(entry.name)]
         assert shown["tags"] == list(definition.tags)
         assert [
             (a["name"], a["type"], a["required"], a["default"]) for a in shown["arguments"]
@@ -66,6 +68,7 @@ async def test_describing_a_prompt_gives_its_argument_schema_and_example(
     assert body["arguments_schema"] == entry.argument_model.model_json_schema()
     assert body["arguments_schema"]["title"] == model_name(entry.definition)
     assert body["example"] == entry.definition.example_arguments
+    assert (body["version"], body["current"]) == (entry.version, True)
 
 
 async def test_describing_an_unknown_prompt_is_a_404_with_the_error_body(
@@ -99,6 +102,7 @@ async def test_previewing_a_prompts_example_renders_what_mcp_prompts_get_returns
     assert response.status_code == 200
     preview = response.json()
     assert preview["prompt"] == prompt_name
+    assert preview["version"] == catalog_of(app).get(prompt_name).version
     assert preview["description"] == over_mcp.description
     mcp_messages: list[dict[str, Any]] = []
     for message in over_mcp.messages:
