@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 
 from app.bootstrap import build_keys, package_version
+from app.pid_file import PidFileError, signal_server
 from app.services.keys import KeyService
 from app.settings import Settings
 from domain.errors import CatalogError
@@ -94,6 +95,10 @@ def serve(
         os.environ["CTXFY_MCP_STATE_KEYS"] = secrets.token_urlsafe(32)
     # Once, before workers start: stale files would be summed into every scrape.
     prepare_multiprocess_dir()
+    # The supervisor of several workers logs too (forwarded signals, the pid file).
+    configure_logging(
+        level=settings.log_level, fmt=settings.log_format if settings.env == "dev" else "json"
+    )
     from app.http.header_guard import HeaderLimits  # imported here to keep `ctxfy --help` fast
     from app.serve import run
 
@@ -108,6 +113,7 @@ def serve(
         header_limits=HeaderLimits(
             timeout=settings.header_timeout_seconds, max_bytes=settings.max_header_bytes
         ),
+        pid_file=settings.pid_path,
         timeout_keep_alive=settings.keep_alive_seconds,
         log_config=None,
         access_log=False,  # one access line per request comes from the app itself
@@ -147,6 +153,43 @@ def prompts_check(
     settings = _settings()
     count = _check_catalog(directory or settings.prompts_dir)
     typer.echo(f"ok: {count} prompts")
+
+
+@prompts_cli.command(
+    "reload",
+    epilog="The outcome is in the server's log, GET /health and ctxfy_catalog_reload_total. "
+    "Exit status: 0 signalled; 1 no server to signal (no pid file, a stale one, or another "
+    "user's process); 2 the catalog or the settings are invalid, and nothing was signalled.",
+)
+def prompts_reload(
+    port: Annotated[
+        int | None, typer.Option(help="The server's port, naming its pid file [CTXFY_PORT].")
+    ] = None,
+    pid_file: Annotated[
+        Path | None,
+        typer.Option("--pid-file", help="The server's pid file [CTXFY_PID_FILE]."),
+    ] = None,
+) -> None:
+    """Validate the catalog here, then signal the running server (SIGHUP) to reload it.
+
+    The server validates again and keeps serving its old catalog if a file is broken.
+    """
+    settings = _settings(port=port, pid_file=pid_file)
+    try:
+        catalog = load_catalog(settings.prompts_dir)
+    except CatalogError as exc:
+        typer.echo(f"ctxfy: prompt catalog error, nothing signalled: {exc}", err=True)
+        raise typer.Exit(2) from None
+    path = settings.pid_path
+    try:
+        pid = signal_server(path)
+    except PidFileError as exc:
+        typer.echo(f"ctxfy: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"valid: {len(catalog)} prompts, {catalog.version_count} versions; "
+        f"sent SIGHUP to the server, pid {pid} (from {path})"
+    )
 
 
 def parse_duration(text: str) -> timedelta:

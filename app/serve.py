@@ -13,14 +13,26 @@ With several workers, uvicorn's supervisor forwards SIGTERM (and turns SIGINT in
 to every worker, and each worker drains; the supervisor waits for all of them and exits 0.
 The supervisor forwards only once: a second signal sent to it alone does not cut the
 drain short (Ctrl+C on a terminal does, as it reaches the workers too).
+
+SIGHUP reloads the prompt catalog (``LiveCatalog.reload``: validated first, the old catalog
+kept if a file is broken). The supervisor forwards it to every worker instead of replacing
+them all, as uvicorn would: a replacement that met a broken prompt file would not start. A
+worker asks its siblings to reload by sending SIGHUP to the supervisor
+(``app.reload_signals.sibling_reloader``).
 """
 
+import asyncio
 import contextlib
+import os
 import signal
+import socket
 import sys
+import threading
 import time
+from collections.abc import Callable, Generator
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -28,9 +40,17 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
 from app.http.header_guard import HeaderGuardProtocol, HeaderLimits
-from app.state import AppState
+from app.pid_file import remove_pid_file, write_pid_file
+from app.reload_signals import SUPERVISOR_PID_ENV, signal_workers
+
+# A spawned worker imports this module (to unpickle its target) before it can answer the
+# supervisor's health check, and one silent for 5 s is killed: the application's modules
+# (FastMCP's take seconds on a busy machine) are imported as the app loads, not here.
+if TYPE_CHECKING:
+    from app.state import AppState
 
 logger = structlog.get_logger(__name__)
+
 
 # uvicorn's middleware (proxy headers, trace logging, ASGI2/WSGI adapters) wraps the app
 # in at most a few layers, each exposing the next as ``.app``.
@@ -58,13 +78,53 @@ class DrainingConfig(uvicorn.Config):
 
 
 class DrainingServer(uvicorn.Server):
-    """A uvicorn server that, on SIGTERM, reports not-ready and drains before exiting."""
+    """A uvicorn server that, on SIGTERM, reports not-ready and drains before exiting, and
+    on SIGHUP reloads its prompt catalog."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, *, pid_file: Path | None = None) -> None:
         super().__init__(config)
         self.drain_seconds = config.drain_seconds if isinstance(config, DrainingConfig) else 0.0
         self.drain_until: float | None = None
         self._drain_logged = False
+        self.pid_file = pid_file  # written once serving, for `ctxfy prompts reload`
+        self.reload_requested = False
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        """uvicorn's SIGINT and SIGTERM handling, plus SIGHUP: reload the prompt catalog."""
+        with super().capture_signals():
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            # Like uvicorn, signal.signal rather than the loop's handlers, so the previous
+            # handler comes back; and it is in place before the app loads, so a SIGHUP
+            # during start-up (whose default action ends the process) waits for serving.
+            previous = signal.signal(signal.SIGHUP, self.handle_reload)
+            # SIGHUP is blocked while the app loads (``run``, ``_DrainingProcess.start``):
+            # one that arrived meanwhile is delivered now, to the handler.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGHUP, previous)
+
+    def handle_reload(self, sig: int, frame: FrameType | None) -> None:
+        """Reload the catalog on the next tick (a signal handler sets a flag only)."""
+        self.reload_requested = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up; then, if serving, the pid file."""
+        await super().startup(sockets)
+        if self.started and self.pid_file is not None:
+            announce_pid(self.pid_file)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, after dropping any reload still loading."""
+        for task in self._reloads:
+            task.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Start draining on the first SIGTERM; anything else is uvicorn's usual exit."""
@@ -80,7 +140,11 @@ class DrainingServer(uvicorn.Server):
             self.drain_until = time.monotonic() + self.drain_seconds
 
     async def on_tick(self, counter: int) -> bool:
-        """uvicorn's tick (every 0.1 s), ending the drain once its period is over."""
+        """uvicorn's tick (every 0.1 s): start a reload SIGHUP asked for, end the drain once
+        its period is over."""
+        if self.reload_requested and not self.should_exit:
+            self.reload_requested = False
+            self._start_reload()
         if self.drain_until is not None and not self.should_exit:
             if not self._drain_logged:
                 self._drain_logged = True
@@ -95,9 +159,30 @@ class DrainingServer(uvicorn.Server):
         if state is not None:
             state.lifecycle.start_draining()
 
+    def _start_reload(self) -> None:
+        state = app_state(getattr(self.config, "loaded_app", None))
+        if state is None:
+            logger.warning("sighup_ignored", detail="the app served has no prompt catalog")
+            return
+        task = asyncio.get_running_loop().create_task(_reload(state))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
-def app_state(app: object) -> AppState | None:
+
+async def _reload(state: "AppState") -> None:
+    from app.services.catalog import ReloadTrigger  # loaded with the app (see the imports)
+
+    # The pid on the reload's log lines tells the workers apart.
+    with structlog.contextvars.bound_contextvars(pid=os.getpid()):
+        await state.catalog.reload(ReloadTrigger.SIGNAL)
+
+
+def app_state(app: object) -> "AppState | None":
     """The ``AppState`` of a Ctxfy app, looking through uvicorn's wrappers; else ``None``."""
+    if app is None:  # not loaded yet; nothing is imported (this may run in a signal handler)
+        return None
+    from app.state import AppState  # loaded with the app (see the imports)
+
     for _ in range(_MAX_WRAPPERS):
         if app is None:
             return None
@@ -117,6 +202,50 @@ class _DrainingProcess(multiprocess.Process):
             self._server = DrainingServer(self.config)
         return self._server
 
+    def start(self) -> None:
+        """Start the worker with SIGHUP blocked (a signal mask survives exec), so one
+        forwarded before its handler is installed waits rather than ending it."""
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class ReloadingSupervisor(multiprocess.Multiprocess):
+    """uvicorn's supervisor, except that SIGHUP reloads every worker's catalog in place."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket.socket],
+        *,
+        send: Callable[[int, int], None] = os.kill,
+    ) -> None:
+        super().__init__(config, sockets)
+        self._send = send
+
+    def handle_hup(self) -> None:
+        """Forward SIGHUP to every worker, instead of uvicorn's restart of them all."""
+        reached = signal_workers(self.processes, signal.SIGHUP, send=self._send)
+        logger.info("reload_forwarded", signal="SIGHUP", workers=list(reached))
+
+
+def announce_pid(path: Path) -> None:
+    """Write this process's pid to ``path``; a failure is logged and serving goes on."""
+    try:
+        write_pid_file(path, os.getpid())
+    except OSError as exc:
+        logger.warning(
+            "pid_file_not_written",
+            path=str(path),
+            error=exc.strerror or str(exc),
+            detail="`ctxfy prompts reload` cannot find this server: set CTXFY_PID_FILE to "
+            "a writable path, or send SIGHUP to the pid yourself",
+        )
+        return
+    logger.info("pid_file_written", path=str(path), pid=os.getpid())
+
 
 def run(
     app_import: str,
@@ -126,6 +255,7 @@ def run(
     workers: int = 1,
     drain_seconds: float = 0.0,
     header_limits: HeaderLimits | None = None,
+    pid_file: Path | None = None,
     **options: Any,
 ) -> None:
     """Serve ``app_import`` (``"module:attribute"``) like ``uvicorn.run``, draining on SIGTERM.
@@ -137,6 +267,8 @@ def run(
         workers: worker processes; above 1, uvicorn's supervisor runs them.
         drain_seconds: how long to keep serving, not ready, after SIGTERM; 0 stops at once.
         header_limits: how long and how much a request's line and headers may take.
+        pid_file: where to write the pid to signal (the supervisor's, with several
+            workers) once serving; removed at exit.
         **options: any other ``uvicorn.Config`` keyword (``factory``, ``log_config``, …).
     """
     config = DrainingConfig(
@@ -150,20 +282,35 @@ def run(
     )
     if config.workers > 1:
         sock = config.bind_socket()
-        # uvicorn builds every worker (first start, restarts, SIGHUP, SIGTTIN) from this
+        # uvicorn builds every worker (first start, restarts, SIGTTIN) from this
         # module-level name and offers no other hook; it is swapped only in this supervisor
         # process, which runs nothing else, and restored afterwards.
         original = multiprocess.Process
         multiprocess.Process = _DrainingProcess  # type: ignore[misc]  # no other hook, see above
+        os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())  # spawned workers inherit it
         try:
-            multiprocess.Multiprocess(config, sockets=[sock]).run()
+            supervisor = ReloadingSupervisor(config, sockets=[sock])
+            if pid_file is not None:
+                announce_pid(pid_file)
+            supervisor.run()
         finally:
             multiprocess.Process = original  # type: ignore[misc]  # restoring the above
+            os.environ.pop(SUPERVISOR_PID_ENV, None)
+            if pid_file is not None:
+                remove_pid_file(pid_file, os.getpid())
         return
-    config.load_app()  # fails fast, like uvicorn.run, on a wrong import string
-    server = DrainingServer(config)
-    # uvicorn re-raises SIGINT once its graceful shutdown is done.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    # Loading the app takes a while: a SIGHUP meanwhile waits for the server's handler
+    # (``DrainingServer.capture_signals`` unblocks it) rather than ending the process.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        config.load_app()  # fails fast, like uvicorn.run, on a wrong import string
+        server = DrainingServer(config, pid_file=pid_file)
+        # uvicorn re-raises SIGINT once its graceful shutdown is done.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if pid_file is not None:
+            remove_pid_file(pid_file, os.getpid())
     if not server.started:
         sys.exit(STARTUP_FAILURE)

@@ -1,5 +1,6 @@
 """Runtime settings: environment variables with the ``CTXFY_`` prefix, or a ``.env`` file."""
 
+import tempfile
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Literal, Self
@@ -76,7 +77,8 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Stateful MCP sessions one process holds; a new one past it is refused "
-        "with 503 (each costs about 60 KB).",
+        "with 503 (each costs about 60 KB). Also the most 2026-07-28 subscriptions/listen "
+        "streams it keeps open.",
     )
     mcp_max_sessions_per_key: int = Field(
         16,
@@ -123,6 +125,16 @@ class Settings(BaseSettings):
     )
     prompts_dir: Path | None = Field(
         None, description="A directory of extra prompt files, loaded after the built-ins."
+    )
+    prompts_watch: bool = Field(
+        False,
+        description="Reload the catalog when a .yaml or .yml file in CTXFY_PROMPTS_DIR "
+        "changes; each worker watches for itself. Needs CTXFY_PROMPTS_DIR.",
+    )
+    pid_file: Path | None = Field(
+        None,
+        description="Where `ctxfy serve` writes its process id, which `ctxfy prompts reload` "
+        "signals. Default: ctxfy-<port>.pid in the system's temporary directory.",
     )
 
     database_url: SecretStr = Field(
@@ -384,6 +396,11 @@ class Settings(BaseSettings):
         return _comma_list(keys.get_secret_value()) if keys is not None else ()
 
     @property
+    def pid_path(self) -> Path:
+        """``pid_file``, or ``ctxfy-<port>.pid`` in the system's temporary directory."""
+        return self.pid_file or Path(tempfile.gettempdir()) / f"ctxfy-{self.port}.pid"
+
+    @property
     def server_llm_configured(self) -> bool:
         """Whether a server-side LLM is set up (base URL and model)."""
         return self.llm_base_url is not None
@@ -399,6 +416,15 @@ class Settings(BaseSettings):
             raise ValueError("CTXFY_LLM_BASE_URL is set, so CTXFY_LLM_MODEL must name a model")
         if self.llm_mode is LlmMode.SERVER and not self.server_llm_configured:
             raise ValueError("CTXFY_LLM_MODE=server needs CTXFY_LLM_BASE_URL and CTXFY_LLM_MODEL")
+        return self
+
+    @model_validator(mode="after")
+    def _watch_has_a_directory(self) -> Self:
+        if self.prompts_watch and self.prompts_dir is None:
+            raise ValueError(
+                "CTXFY_PROMPTS_WATCH=true needs CTXFY_PROMPTS_DIR: the built-in prompts "
+                "change only with an upgrade, so there is nothing to watch"
+            )
         return self
 
     @model_validator(mode="after")

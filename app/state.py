@@ -13,6 +13,7 @@ from fastmcp.server.http import StarletteWithLifespan
 from app.mcp.sessions import McpSessions, sweep_sessions_every
 from app.services.authenticator import Authenticator
 from app.services.catalog import LiveCatalog
+from app.services.catalog_watch import CatalogWatcher
 from app.services.generation import DocumentGenerator
 from app.services.health import HealthService, Lifecycle
 from app.services.keys import KeyService
@@ -47,6 +48,8 @@ class AppState:
     client_sampling: bool  # whether generation may ask MCP clients' own LLMs
     # Asks every other worker of this server to reload its catalog (a no-op with one worker).
     reload_siblings: Callable[[], None] = lambda: None
+    # Reloads the catalog when a prompt file changes (CTXFY_PROMPTS_WATCH); None: off.
+    catalog_watcher: CatalogWatcher | None = None
     # Adapters holding connections (the server LLM's HTTP client, Redis), released at shutdown.
     on_close: tuple[Callable[[], Awaitable[None]], ...] = ()
 
@@ -75,11 +78,16 @@ class AppState:
                         self.keys,
                         self.session_sweep_seconds,
                     )
+                if self.catalog_watcher is not None:
+                    tasks.start_soon(self.catalog_watcher.run)
                 self.lifecycle.ready = True
                 try:
                     yield
                 finally:
                     self.lifecycle.ready = False
+                    if self.catalog_watcher is not None:
+                        # Cancelling alone would wait out the watch thread's 5 s timeout.
+                        self.catalog_watcher.stop()
                     tasks.cancel_scope.cancel()
         finally:
             self.metrics.close()
