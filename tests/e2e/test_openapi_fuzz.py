@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.api.catalog_files import versioned_prompts
 from tests.e2e.fake_llm import FakeLlm
 from tests.e2e.server import RunningServer, running_server
 
@@ -27,7 +28,11 @@ HOOKS = "tests.e2e.schemathesis_hooks"
 
 @pytest.fixture(scope="module")
 def server(upstream: FakeLlm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    # An operator's prompt in three versions (one deprecated), so every pinned operation
+    # is fuzzed too.
+    prompts = versioned_prompts(tmp_path_factory.mktemp("versioned-prompts"))
     env = {
+        "CTXFY_PROMPTS_DIR": str(prompts),
         "CTXFY_LLM_BASE_URL": upstream.base_url,
         "CTXFY_LLM_API_KEY": "sk-upstream-schemathesis",
         "CTXFY_LLM_MODEL": "operator-model",
