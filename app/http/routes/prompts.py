@@ -144,4 +144,3 @@ class PromptRoutes:
         routes[start:end] = added
         self._routes = added
         self._app.openapi_schema = None
-
