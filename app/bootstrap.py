@@ -29,17 +29,19 @@ from app.services.authenticator import Authenticator, AuthPolicy
 from app.services.catalog import LiveCatalog
 from app.services.catalog_watch import CatalogWatcher
 from app.services.generation import DocumentGenerator, LlmLabels
+from app.services.generation_records import GenerationRecorder
 from app.services.health import HealthService, Lifecycle, SharedChecks
 from app.services.keys import KeyLifetimes, KeyService
 from app.settings import Settings
 from app.state import AppState
 from domain.generation import LlmMode
 from domain.llm import LlmGateway
-from domain.ports import KeyStore
+from domain.ports import GenerationRecords, KeyStore
 from infrastructure.catalog.catalog import PromptCatalog
 from infrastructure.catalog.loader import load_catalog
 from infrastructure.catalog.watch import prompt_file_changes
 from infrastructure.hashing import Argon2KeyHasher, Argon2Parameters
+from infrastructure.keystore.records import SqlGenerationRecords
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.llm import client_sampling, openai_compatible
 from infrastructure.llm.breaker import CircuitBreaker
@@ -55,6 +57,7 @@ class Overrides(TypedDict, total=False):
 
     catalog: PromptCatalog
     key_store: KeyStore
+    generation_records: GenerationRecords  # by default, the SQL key store's database
     server_llm: LlmGateway  # stands in for the configured server-side LLM
     metrics: Metrics
     clock: Callable[[], float]  # monotonic seconds: caches, windows, health checks
@@ -175,6 +178,11 @@ def build_rate_limiter(
     )
 
 
+def records_of(store: KeyStore) -> GenerationRecords | None:
+    """Generation records in the key store's database; none for a store without one."""
+    return SqlGenerationRecords(store) if isinstance(store, SqlKeyStore) else None
+
+
 def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
     """Every part of the application, built from ``settings`` (nothing started yet).
 
@@ -200,6 +208,13 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         if configured is not None:
             on_close.append(configured.close)
         server_llm = configured
+    keys = build_keys(settings, metrics, store=overrides.get("key_store"), clock=clock, now=now)
+    recorder = GenerationRecorder(
+        overrides.get("generation_records") or records_of(keys.store),
+        policy=settings.record_policy,
+        metrics=metrics,
+        now=now,
+    )
     generator = DocumentGenerator(
         mode=settings.effective_llm_mode,
         server=server_llm,
@@ -209,6 +224,7 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
             client_provider=client_sampling.PROVIDER,
         ),
         metrics=metrics,
+        recorder=recorder,
     )
 
     # Metrics first in FastMCP's chain, so it times the rest and counts what later
@@ -239,7 +255,6 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         mcp_app, stateless=settings.mcp_stateless, max_sessions=settings.mcp_max_sessions
     )
 
-    keys = build_keys(settings, metrics, store=overrides.get("key_store"), clock=clock, now=now)
     # A key revoked (or rotated without grace) here loses its sessions and streams at once.
     keys.keys.on_key_ended(lambda key_id: sessions.close_key(key_id, reason="key_ended"))
     rate_limiter = build_rate_limiter(settings, metrics, on_close, clock)
@@ -274,6 +289,9 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
         usage_flush_seconds=settings.usage_flush_seconds,
         client_sampling=settings.effective_llm_mode is not LlmMode.SERVER,
         reload_siblings=sibling_reloader(),
+        recorder=recorder,
+        record_retention=timedelta(days=settings.generation_retention_days),
+        record_purge_seconds=settings.generation_purge_seconds,
         catalog_watcher=(
             CatalogWatcher(prompts_dir, live, changes=prompt_file_changes)
             if settings.prompts_watch and prompts_dir is not None

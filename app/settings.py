@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.generation import LlmMode, default_mode
+from domain.generation_records import RecordPolicy
 from domain.rate_limits import Bucket
 
 type Environment = Literal["dev", "staging", "prod"]
@@ -196,6 +197,23 @@ class Settings(BaseSettings):
         description="Generations per key (REST generate, MCP generate_* tools): the budget of "
         "LLM tokens a key can spend; off: none.",
     )
+    generation_records: RecordPolicy | None = Field(
+        None,
+        description="What is kept of each generation: full (metadata, arguments and the "
+        "document), metadata (who, which prompt version and LLM, tokens, latency, outcome), "
+        "or off. Default: full in dev, metadata in staging and prod.",
+    )
+    generation_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Generation records older than this are deleted by a background purge.",
+    )
+    generation_purge_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How often the purge of old generation records runs.",
+    )
     rate_limit_fail_open: bool | None = Field(
         None,
         description="When the rate-limit store (Redis) fails: true lets requests through, "
@@ -366,6 +384,13 @@ class Settings(BaseSettings):
             Bucket.GENERATE: self.rate_limit_generate,
         }
         return {bucket: None if text == OFF else text for bucket, text in configured.items()}
+
+    @property
+    def record_policy(self) -> RecordPolicy:
+        """``generation_records``, or its default for the environment."""
+        if self.generation_records is not None:
+            return self.generation_records
+        return RecordPolicy.FULL if self.env == "dev" else RecordPolicy.METADATA
 
     @property
     def rate_limit_fails_open(self) -> bool:

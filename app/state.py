@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio
 import structlog
@@ -15,6 +15,7 @@ from app.services.authenticator import Authenticator
 from app.services.catalog import LiveCatalog
 from app.services.catalog_watch import CatalogWatcher
 from app.services.generation import DocumentGenerator
+from app.services.generation_records import GenerationRecorder
 from app.services.health import HealthService, Lifecycle
 from app.services.keys import KeyService
 from domain.ports import KeyStore
@@ -48,6 +49,10 @@ class AppState:
     client_sampling: bool  # whether generation may ask MCP clients' own LLMs
     # Asks every other worker of this server to reload its catalog (a no-op with one worker).
     reload_siblings: Callable[[], None] = lambda: None
+    # Generation records: written by the generator, read by REST and MCP, purged here.
+    recorder: GenerationRecorder | None = None
+    record_retention: timedelta = timedelta(days=30)
+    record_purge_seconds: float = 3600.0
     # Reloads the catalog when a prompt file changes (CTXFY_PROMPTS_WATCH); None: off.
     catalog_watcher: CatalogWatcher | None = None
     # Adapters holding connections (the server LLM's HTTP client, Redis), released at shutdown.
@@ -80,6 +85,10 @@ class AppState:
                     )
                 if self.catalog_watcher is not None:
                     tasks.start_soon(self.catalog_watcher.run)
+                if self.recorder is not None and self.recorder.records is not None:
+                    tasks.start_soon(
+                        self.recorder.purge_every, self.record_retention, self.record_purge_seconds
+                    )
                 self.lifecycle.ready = True
                 try:
                     yield

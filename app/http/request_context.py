@@ -48,7 +48,7 @@ class RequestContextMiddleware:
             return
         started = perf_counter()
         request_id = _request_id(scope["headers"])
-        line = AccessLine()
+        line = AccessLine(request_id=request_id)
         scope[REQUEST_ID] = request_id
         scope[ACCESS_LINE] = line
         status = 500

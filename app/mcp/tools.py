@@ -149,7 +149,7 @@ class GenerationTool(Tool):
             raise tool_error(exc) from None
         context = get_context()
         try:
-            plan = self._generator.plan(
+            plan = await self._generator.prepare(
                 entry, values, client_sampling(context, stateless=self._stateless), line=line
             )
             client: Callable[[], LlmGateway]

@@ -20,6 +20,7 @@ class AccessLine:
 
     user_id: str | None = None
     key_id: str | None = None
+    request_id: str | None = None  # not a field of its own: the line binds it already
     auth: Literal["allowed", "denied"] | None = None
     auth_reason: str | None = None
     mcp_method: str | None = None

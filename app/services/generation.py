@@ -1,14 +1,15 @@
 """Generation: a catalog prompt, rendered, turned into a finished document by an LLM.
 
 ``DocumentGenerator`` is the one place that picks the LLM (``CTXFY_LLM_MODE``,
-``choose_route``), calls it through the ``LlmGateway`` port, and records the call in metrics
-and on the request's access line. REST and the MCP tools differ only in whether a client LLM
-exists. Failures are ``LlmError`` leaves, each with its ``code``; every surface picks its
+``choose_route``), calls it through the ``LlmGateway`` port, and records the call in metrics,
+on the request's access line and, through the ``GenerationRecorder``, as a generation record
+(success or failure) its owner can read back. REST and the MCP tools differ only in whether a
+client LLM exists. Failures are ``LlmError`` leaves, each with its ``code``; every surface picks its
 own status for them.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 
 import anyio
@@ -16,8 +17,10 @@ import structlog
 from pydantic import BaseModel, Field
 
 from app.services.access_line import AccessLine
+from app.services.generation_records import GenerationRecorder
 from domain.errors import PromptRenderError
 from domain.generation import ClientSampling, LlmMode, Route, choose_route
+from domain.generation_records import GenerationOutcome, GenerationRecord
 from domain.llm import (
     LlmCompletion,
     LlmError,
@@ -67,6 +70,12 @@ class GeneratedDocument(BaseModel):
     input_tokens: int | None = Field(description="Prompt tokens, when the provider says.")
     output_tokens: int | None = Field(description="Completion tokens, when the provider says.")
     latency_ms: float = Field(description="How long the LLM took.")
+    generation_id: str | None = Field(
+        None,
+        description="The id of this generation's record (`GET /v1/generations/{id}`, MCP "
+        "`ctxfy://generations/{id}`); null when records are off or could not be written.",
+        examples=["gen_01KBD3M2Z8Q4V7W9X0Y1Z2A3B4"],
+    )
 
     @classmethod
     def of(cls, plan: "Plan", completion: LlmCompletion) -> "GeneratedDocument":
@@ -94,6 +103,9 @@ class Plan:
     request: LlmRequest
     version: str = ""
     deprecated: bool = False
+    # For the record: the validated arguments, and who asked (from the access line).
+    arguments: Mapping[str, Scalar | None] = field(default_factory=dict)
+    requester: AccessLine = field(default_factory=AccessLine)
 
 
 def llm_request(rendered: RenderedPrompt, settings: GenerationSettings) -> LlmRequest:
@@ -126,11 +138,13 @@ class DocumentGenerator:
         server: LlmGateway | None,
         labels: LlmLabels,
         metrics: Metrics,
+        recorder: GenerationRecorder | None = None,
     ) -> None:
         self._mode = mode
         self._server = server
         self._labels = labels
         self._metrics = metrics
+        self._recorder = recorder
 
     def plan(
         self,
@@ -168,7 +182,36 @@ class DocumentGenerator:
             llm_request(entry.render_validated(values), settings),
             version=entry.version,
             deprecated=entry.definition.deprecated,
+            arguments=values,
+            requester=line,
         )
+
+    async def prepare(
+        self,
+        entry: CatalogEntry,
+        values: Mapping[str, Scalar | None],
+        sampling: ClientSampling,
+        *,
+        line: AccessLine | None = None,
+    ) -> Plan:
+        """``plan``, and a record of the generation when no LLM may serve it.
+
+        Raises:
+            the errors of ``plan``, once the refusal is recorded.
+        """
+        line = line if line is not None else AccessLine()
+        try:
+            return self.plan(entry, values, sampling, line=line)
+        except (LlmError, PromptRenderError) as exc:
+            await self._keep(
+                entry.name,
+                entry.version,
+                values,
+                line,
+                outcome=GenerationOutcome.ERROR,
+                failure=exc.code,
+            )
+            raise
 
     async def generate(
         self,
@@ -194,7 +237,8 @@ class DocumentGenerator:
             completion = await gateway.complete(plan.request)
         except LlmError as exc:
             line.llm_error = exc.code
-            self._record(route, "error", perf_counter() - started, None, None)
+            seconds = perf_counter() - started
+            self._count(route, "error", seconds, None, None)
             logger.warning(
                 "generation_failed",
                 prompt=plan.prompt,
@@ -202,26 +246,110 @@ class DocumentGenerator:
                 route=route.value,
                 error=exc.code,
             )
+            await self._keep_planned(plan, GenerationOutcome.ERROR, exc.code, seconds)
             raise
         except anyio.get_cancelled_exc_class():
             line.llm_error = CANCELLED
-            self._record(route, "cancelled", perf_counter() - started, None, None)
+            seconds = perf_counter() - started
+            self._count(route, "cancelled", seconds, None, None)
             logger.info(
                 "generation_cancelled",
                 prompt=plan.prompt,
                 prompt_version=plan.version,
                 route=route.value,
             )
+            # The caller has gone, but the record of what it cost must still be written.
+            with anyio.CancelScope(shield=True):
+                await self._keep_planned(plan, GenerationOutcome.CANCELLED, CANCELLED, seconds)
             raise
         line.llm = completion
-        self._record(
+        self._count(
             route,
             "ok",
             perf_counter() - started,
             completion.input_tokens,
             completion.output_tokens,
         )
-        return GeneratedDocument.of(plan, completion)
+        document = GeneratedDocument.of(plan, completion)
+        document.generation_id = await self._keep_planned(
+            plan, GenerationOutcome.OK, None, completion.latency_ms / 1000, completion, document
+        )
+        return document
+
+    async def _keep_planned(
+        self,
+        plan: Plan,
+        outcome: GenerationOutcome,
+        failure: str | None,
+        seconds: float,
+        completion: LlmCompletion | None = None,
+        document: GeneratedDocument | None = None,
+    ) -> str | None:
+        provider, model = self._who_answers(plan.route)
+        return await self._keep(
+            plan.prompt,
+            plan.version,
+            plan.arguments,
+            plan.requester,
+            outcome=outcome,
+            failure=failure,
+            route=plan.route,
+            provider=completion.provider if completion else provider,
+            model=completion.model if completion else model,
+            input_tokens=completion.input_tokens if completion else None,
+            output_tokens=completion.output_tokens if completion else None,
+            latency_ms=round(seconds * 1000, 1),
+            document=document.document if document else None,
+        )
+
+    async def _keep(
+        self,
+        prompt: str,
+        version: str,
+        arguments: Mapping[str, Scalar | None],
+        requester: AccessLine,
+        *,
+        outcome: GenerationOutcome,
+        failure: str | None,
+        route: Route | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        latency_ms: float | None = None,
+        document: str | None = None,
+    ) -> str | None:
+        """Write the generation's record; its id if it was written."""
+        recorder = self._recorder
+        if recorder is None or not recorder.enabled:
+            return None
+        record = GenerationRecord(
+            record_id=recorder.new_id(),
+            created_at=recorder.now(),
+            request_id=requester.request_id,
+            key_id=requester.key_id,
+            user_id=requester.user_id,
+            prompt=prompt,
+            prompt_version=version,
+            route=route,
+            provider=provider,
+            model=model,
+            outcome=outcome,
+            failure=failure,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_ms=latency_ms,
+            arguments=dict(arguments),
+            document=document,
+        )
+        written = await recorder.keep(record)
+        return record.record_id if written else None
+
+    def _who_answers(self, route: Route) -> tuple[str, str | None]:
+        """The provider a route goes to, and the model when the operator configured it."""
+        if route is Route.CLIENT:
+            return self._labels.client_provider, None
+        return self._labels.server_provider, self._labels.server_model
 
     def _gateway(self, route: Route, client: Callable[[], LlmGateway] | None) -> LlmGateway:
         if route is Route.CLIENT:
@@ -232,7 +360,7 @@ class DocumentGenerator:
             raise LlmNotConfigured("No server-side LLM is configured")
         return self._server
 
-    def _record(
+    def _count(
         self,
         route: Route,
         outcome: Outcome,

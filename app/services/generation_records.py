@@ -37,7 +37,8 @@ class GenerationRecorder:
         now: Callable[[], datetime],
         write_timeout: float = WRITE_TIMEOUT_S,
     ) -> None:
-        self._records = records if policy is not RecordPolicy.OFF else None
+        # Kept for reading and purging even when the policy writes nothing new.
+        self.records = records
         self.policy = policy if records is not None else RecordPolicy.OFF
         self._metrics = metrics
         self._now = now
@@ -45,8 +46,8 @@ class GenerationRecorder:
 
     @property
     def enabled(self) -> bool:
-        """Whether records are kept at all."""
-        return self._records is not None
+        """Whether new records are written at all."""
+        return self.policy is not RecordPolicy.OFF
 
     def new_id(self) -> str:
         """An id for the record of a generation that is starting now."""
@@ -59,14 +60,14 @@ class GenerationRecorder:
     async def keep(self, record: GenerationRecord) -> bool:
         """Write what the policy keeps of ``record``; whether it was written. Never raises."""
         kept = record.kept_under(self.policy)
-        if kept is None or self._records is None:
+        if kept is None or self.records is None:
             self._metrics.generation_recorded("skipped")
             return False
         if kept.arguments is not None or kept.document is not None:
             kept = _redacted(kept)
         try:
             with anyio.fail_after(self._write_timeout):
-                await self._records.add(kept)
+                await self.records.add(kept)
         except (KeyStoreUnavailable, TimeoutError) as exc:
             self._metrics.generation_recorded("failed")
             logger.warning(
@@ -82,10 +83,10 @@ class GenerationRecorder:
 
     async def purge(self, retention: timedelta) -> int:
         """Delete the records older than ``retention``; how many went (0 if it failed)."""
-        if self._records is None:
+        if self.records is None:
             return 0
         try:
-            deleted = await self._records.purge(self._now() - retention)
+            deleted = await self.records.purge(self._now() - retention)
         except KeyStoreUnavailable as exc:
             logger.warning("generation_records_purge_failed", error=str(exc))
             return 0

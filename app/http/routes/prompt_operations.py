@@ -109,7 +109,9 @@ def _generate_endpoint(entry: CatalogEntry, model: type[BaseModel]) -> Handler[G
     ) -> GeneratedDocument:
         line = access_line(request.scope)
         # REST has no MCP client to lend an LLM: the server's, or a clear 503.
-        plan = generator.plan(entry, arguments.model_dump(), ClientSampling.NO_CLIENT, line=line)
+        plan = await generator.prepare(
+            entry, arguments.model_dump(), ClientSampling.NO_CLIENT, line=line
+        )
         try:
             # Nobody would read a document whose caller has gone: stop spending on it.
             return await unless_disconnected(
