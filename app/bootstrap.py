@@ -14,6 +14,7 @@ from typing import TypedDict, Unpack
 
 import structlog
 
+from app.mcp.generations import GenerationRecordTemplate
 from app.mcp.middleware import McpLoggingMiddleware, McpMetricsMiddleware
 from app.mcp.notifications import CatalogNotifier
 from app.mcp.server import (
@@ -245,6 +246,10 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
             stateless=settings.mcp_stateless,
             sampling_timeout=settings.llm_sampling_timeout_seconds,
         ),
+        # Readable whatever the policy: records written before it changed stay readable.
+        templates=[GenerationRecordTemplate.serving(recorder.records)]
+        if recorder.records is not None
+        else [],
         notifier=notifier,
     )
     live.on_change(notifier.catalog_changed)

@@ -1,4 +1,5 @@
-"""The ``ctxfy`` command: serve the application, export its OpenAPI document, check prompts."""
+"""The ``ctxfy`` command: serve the application, export its OpenAPI document, check prompts,
+manage keys and generation records."""
 
 import json
 import os
@@ -16,10 +17,12 @@ import typer
 from pydantic import ValidationError
 
 from app.bootstrap import build_keys, package_version
+from app.mcp.generations import record_fields
 from app.pid_file import PidFileError, signal_server
 from app.services.keys import KeyService
 from app.settings import Settings
 from domain.errors import CatalogError
+from domain.generation_records import MAX_PAGE, GenerationOutcome, RecordQuery, is_record_id
 from domain.keys import (
     LIFETIME_NOT_POSITIVE,
     USER_ID_PATTERN,
@@ -30,9 +33,11 @@ from domain.keys import (
     Scope,
     ScopeNotGrantable,
 )
-from domain.ports import KeyStoreUnavailable
+from domain.ports import GenerationRecords, KeyStoreUnavailable
 from domain.text import escaped
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.keystore.records import SqlGenerationRecords
+from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.logging import configure_logging
 from infrastructure.metrics import Metrics, prepare_multiprocess_dir
 
@@ -49,6 +54,11 @@ keys_cli = typer.Typer(
     no_args_is_help=True,
 )
 cli.add_typer(keys_cli, name="keys")
+generations_cli = typer.Typer(
+    help="Read and purge generation records in the configured database (CTXFY_DATABASE_URL).",
+    no_args_is_help=True,
+)
+cli.add_typer(generations_cli, name="generations")
 
 DEFAULT_OPENAPI = Path("openapi/openapi.json")
 
@@ -295,6 +305,114 @@ def keys_rotate(
     issued = _run_keys(lambda keys: keys.rotate(key_id, grace=period))
     typer.echo(f"rotated {key_id} -> {issued.info.key_id}; the new key is shown only now", err=True)
     typer.echo(issued.plaintext)
+
+
+RECORDS_EXIT = (
+    "Exit status: 0 done; 1 no such record; 2 invalid input or settings; 3 the database "
+    "is unavailable."
+)
+
+
+def _run_records[T](operation: Callable[[GenerationRecords], Awaitable[T]]) -> T:
+    """Run one operation on the generation records of the configured database."""
+    settings = _settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format, stream=sys.stderr)
+
+    async def run() -> T:
+        store = SqlKeyStore(settings.database_url.get_secret_value())
+        await store.start()
+        try:
+            return await operation(SqlGenerationRecords(store))
+        finally:
+            await store.close()
+
+    try:
+        return anyio.run(run)
+    except KeyStoreUnavailable as exc:
+        typer.echo(f"ctxfy: database unavailable: {exc}", err=True)
+        raise typer.Exit(3) from None
+
+
+@generations_cli.command("list", epilog=RECORDS_EXIT)
+def generations_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's records.")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Only this prompt's.")] = None,
+    outcome: Annotated[
+        GenerationOutcome | None, typer.Option("--outcome", help="ok, error or cancelled.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_PAGE, help="How many, newest first.")
+    ] = 20,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Only records older than this id (the next page)."),
+    ] = None,
+) -> None:
+    """List generation records, newest first; documents and arguments are not shown."""
+    if before is not None and not is_record_id(before):
+        raise typer.BadParameter(
+            "not a generation id (gen_ and 26 characters)", param_hint="--before"
+        )
+    query = RecordQuery(user_id=user, prompt=prompt, outcome=outcome, before_id=before, limit=limit)
+    records = _run_records(lambda records: records.list(query))
+    typer.echo(
+        f"{'GENERATION ID':<31}{'CREATED (UTC)':<21}{'USER':<24}{'PROMPT':<32}"
+        f"{'OUTCOME':<24}{'TOKENS':<12}MODEL"
+    )
+    for record in records:
+        counted = record.input_tokens is not None or record.output_tokens is not None
+        tokens = f"{record.input_tokens or 0}/{record.output_tokens or 0}" if counted else "-"
+        outcome_text = record.outcome.value + (f" {record.failure}" if record.failure else "")
+        typer.echo(
+            f"{record.record_id:<31}{record.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}  "
+            f"{escaped(record.user_id or '-')[:23]:<24}"
+            f"{escaped(f'{record.prompt}@{record.prompt_version}')[:31]:<32}"
+            f"{escaped(outcome_text)[:23]:<24}{tokens:<12}{escaped(record.model or '-')}"
+        )
+
+
+@generations_cli.command("show", epilog=RECORDS_EXIT)
+def generations_show(
+    generation_id: Annotated[str, typer.Argument(help="The record's id (gen_...).")],
+) -> None:
+    """Print one record as JSON, its arguments and document included when they were kept."""
+    if not is_record_id(generation_id):
+        raise typer.BadParameter(
+            "not a generation id (gen_ and 26 characters)", param_hint="GENERATION_ID"
+        )
+    record = _run_records(lambda records: records.get(generation_id, user_id=None))
+    if record is None:
+        typer.echo(f"ctxfy: no generation record {generation_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(record_fields(record), indent=2, ensure_ascii=False))
+
+
+@generations_cli.command("purge", epilog=RECORDS_EXIT)
+def generations_purge(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Delete records older than this, e.g. 30d "
+            "(default: CTXFY_GENERATION_RETENTION_DAYS).",
+        ),
+    ] = None,
+) -> None:
+    """Delete old generation records now, as the server's own purge does; prints how many."""
+    if older_than is not None:
+        try:
+            age = parse_duration(older_than)
+        except typer.BadParameter as exc:
+            raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+        if not age:
+            raise typer.BadParameter("must be more than zero", param_hint="--older-than")
+    else:
+        age = timedelta(days=_settings().generation_retention_days)
+    cutoff = datetime.now(UTC) - age
+    deleted = _run_records(lambda records: records.purge(cutoff))
+    typer.echo(
+        f"deleted {deleted} generation records created before {cutoff:%Y-%m-%d %H:%M:%S} UTC"
+    )
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from app.http.overload import OverloadMiddleware
 from app.http.pinning import VersionQueryMiddleware
 from app.http.rate_limit import RateLimitMiddleware
 from app.http.request_context import RequestContextMiddleware
-from app.http.routes import catalog, health, keys, metrics, prompts
+from app.http.routes import catalog, generations, health, keys, metrics, prompts
 from app.http.routes import docs as docs_pages
 from app.http.security_headers import SecurityHeadersMiddleware
 from app.http.session_cap import SessionCapMiddleware
@@ -144,6 +144,7 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
     state.catalog.on_swap(prompt_routes.replace)
     app.include_router(catalog.build_router())
     app.include_router(keys.build_router(settings.key_max_lifetime_days))
+    app.include_router(generations.build_router())
     app.include_router(metrics.build_router(state.metrics))
     if docs:
         app.include_router(docs_pages.build_router(title=app.title, openapi_url="/openapi.json"))

@@ -6,12 +6,14 @@ keeps the validated arguments and the document, so a client that lost an answer 
 back. Ids sort by creation time and cannot be guessed.
 """
 
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from domain.errors import CtxfyError
 from domain.generation import Route
 from domain.prompts import Scalar
 
@@ -21,7 +23,20 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TIME_CHARS = 10  # 48 bits of milliseconds: sortable until the year 10889
 _RANDOM_CHARS = 16  # 80 random bits: unguessable
 RECORD_ID_LENGTH = len(RECORD_ID_PREFIX) + _TIME_CHARS + _RANDOM_CHARS
+RECORD_ID_PATTERN = re.compile(
+    f"^{RECORD_ID_PREFIX}[{_ALPHABET}]{{{_TIME_CHARS + _RANDOM_CHARS}}}$"
+)  # ``is_record_id`` as a regular expression, for schemas
 MAX_PAGE = 100
+
+
+class GenerationNotFound(CtxfyError):
+    """No record of that id is the caller's to read (or there is no record of it at all)."""
+
+    code = "generation_not_found"
+
+    def __init__(self) -> None:
+        # One message whatever the id was: another user's record must look like no record.
+        super().__init__("No generation record with that id.")
 
 
 class RecordPolicy(StrEnum):

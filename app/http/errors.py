@@ -39,6 +39,7 @@ from domain.errors import (
     PromptRenderError,
     PromptVersionNotFound,
 )
+from domain.generation_records import GenerationNotFound
 from domain.keys import (
     InvalidKeyName,
     KeyConflict,
@@ -259,6 +260,11 @@ ERRORS: tuple[ErrorRule, ...] = (
         headers=lambda e: {"WWW-Authenticate": scope_challenge(e.scope)},
     ),
     ErrorRule(KeyNotFound, 404, "no key with that id"),
+    ErrorRule(
+        GenerationNotFound,
+        404,
+        "no generation record with that id is yours to read (another user's looks the same)",
+    ),
     ErrorRule(InvalidKeyName, 422, "the key name has control or bidirectional characters"),
     ErrorRule(KeyLifecycleError, 422, "the key's lifecycle does not allow this"),
     ErrorRule(KeyConflict, 409, "the key is revoked, expired or already rotated"),

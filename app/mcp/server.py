@@ -7,6 +7,7 @@ from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.prompts import Message, Prompt, PromptArgument, PromptResult
+from fastmcp.resources import ResourceTemplate
 from fastmcp.server.http import StarletteWithLifespan, StreamableHTTPASGIApp
 from fastmcp.server.middleware import Middleware
 from fastmcp.server.providers import Provider
@@ -223,6 +224,7 @@ def build_mcp_server(
     state_security: RequestStateSecurity,
     list_cache_seconds: int = 0,
     tools: ToolsOf = lambda _: (),
+    templates: Sequence[ResourceTemplate] = (),
     notifier: CatalogNotifier | None = None,
 ) -> FastMCP:
     """The MCP server for the live ``catalog``; transport is chosen when its HTTP app is built.
@@ -232,7 +234,8 @@ def build_mcp_server(
     is the audience of sealed request state, so every replica must keep it. With
     ``list_cache_seconds``, 2026-07-28 list results say how long a client may keep them,
     privately: what a key may list depends on its scope. ``notifier`` tells connected
-    clients when the catalog changes.
+    clients when the catalog changes. ``templates`` are served as they are (the generation
+    records' among them).
     """
     provider = CatalogProvider(catalog, tools)
     # Registered before anything that tells clients, so they re-list from built components.
@@ -253,6 +256,8 @@ def build_mcp_server(
         cache_ttl=list_cache_seconds or None,
         cache_scope="private" if list_cache_seconds else None,
     )
+    for template in templates:
+        server.add_template(template)
     server.add_completion_handler(ArgumentCompletion(catalog))
     if notifier is not None:
         notifier.serve_listen(server)

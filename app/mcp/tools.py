@@ -3,7 +3,8 @@
 Each tool takes its prompt's typed arguments (the same model and validation as
 ``prompts/get``) and, optionally, ``prompt_version`` to pin a version; it asks the LLM the
 policy picks — the client's own through sampling, or the server's — and returns the
-document with structured metadata, its version among them. Every tool needs ``write``.
+document with structured metadata, its version among them, and a ``resource_link`` to
+the generation's record when one was written. Every tool needs ``write``.
 """
 
 import logging
@@ -17,10 +18,11 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import AuthCheck, require_scopes
 from fastmcp.server.dependencies import get_context
 from fastmcp.tools import InputRequiredToolResult, Tool, ToolResult
-from mcp.types import TextContent, ToolAnnotations
+from mcp.types import ContentBlock, TextContent, ToolAnnotations
 from pydantic import PrivateAttr
 
 from app.mcp.arguments import request_line, validated
+from app.mcp.generations import generation_link
 from app.services.generation import DocumentGenerator, GeneratedDocument
 from domain.errors import InvalidArguments, PromptRenderError, PromptVersionNotFound
 from domain.generation import Route
@@ -176,10 +178,10 @@ class GenerationTool(Tool):
             )
         except (LlmError, PromptRenderError) as exc:
             raise tool_error(exc) from None
-        return ToolResult(
-            content=[TextContent(type="text", text=document.document)],
-            structured_content=document.model_dump(mode="json"),
-        )
+        content: list[ContentBlock] = [TextContent(type="text", text=document.document)]
+        if document.generation_id is not None:
+            content.append(generation_link(document.generation_id, document.prompt))
+        return ToolResult(content=content, structured_content=document.model_dump(mode="json"))
 
 
 def _progress_token(context: Context) -> str | int | None:

@@ -9,6 +9,7 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from app.http.auth import is_public
 from app.http.security import RequireScope
 from app.main import create_app
 from app.settings import Settings
+from domain.generation_records import new_record_id
 from domain.keys import Scope, parse_key
 from tests.api.harness import catalog_of, issue_key, serving
 from tests.api.keys_helpers import (
@@ -197,7 +199,11 @@ async def test_every_route_answers_every_credential_as_its_declared_scope_says(
     async with serving(app, scope=None) as client:
         kinds = await credentials(app)
         first_prompt = next(iter(catalog_of(app))).name
-        values = {"name": [first_prompt, "no_such_prompt"], "key_id": [FRESH_KEY_ID]}
+        values = {
+            "name": [first_prompt, "no_such_prompt"],
+            "key_id": [FRESH_KEY_ID],
+            "generation_id": [new_record_id(datetime.now(UTC))],
+        }
         for endpoint in endpoints(app):
             try:
                 template = reaching_path(app, endpoint, values)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
-from mcp.types import TextContent
+from mcp.types import ResourceLink, TextContent
 
 from app.main import create_app
 from app.services.generation import GeneratedDocument
@@ -104,10 +104,14 @@ async def test_a_client_without_sampling_gets_the_document_from_the_server_llm(
         result = await writer.call_tool("generate_context_stack", CONTEXT_STACK)
 
     assert not result.is_error
-    assert len(result.content) == 1
-    assert isinstance(result.content[0], TextContent)
-    assert result.content[0].text == completion().text
+    text, link = result.content
+    assert isinstance(text, TextContent)
+    assert text.text == completion().text
+    assert result.structured_content is not None
+    generation_id = result.structured_content.pop("generation_id")
     assert result.structured_content == served() | {"version": "1.0.0", "deprecated": False}
+    assert isinstance(link, ResourceLink)
+    assert link.uri == f"ctxfy://generations/{generation_id}"
     assert len(llm.requests) == 1
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.settings import Settings
 from domain.generation import LlmMode
+from domain.generation_records import is_record_id
 from domain.keys import Scope
 from domain.llm import (
     LlmBadResponse,
@@ -70,7 +71,15 @@ async def test_a_write_key_gets_the_document_the_server_llm_wrote_and_how(
     response = await post(writer, GENERATE, CONTEXT_STACK)
 
     assert response.status_code == 200, response.text
-    assert response.json() == served()
+    body = response.json()
+    generation_id = body.pop("generation_id")
+    assert body == served()
+    # A fresh record id each time: it is checked by reading the record it names.
+    assert is_record_id(generation_id)
+    assert response.headers["location"] == f"/v1/generations/{generation_id}"
+    record = await writer.get(response.headers["location"])
+    assert record.status_code == 200, record.text
+    assert record.json()["document"] == body["document"]
 
 
 async def test_the_server_llm_is_asked_for_the_preview_under_the_prompts_generation_settings(

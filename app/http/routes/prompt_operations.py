@@ -5,13 +5,14 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from app.http.deps import Generator
 from app.http.disconnect import unless_disconnected
 from app.http.errors import WITH_BODY, ClientDisconnected, failure_summary, responses
 from app.http.request_context import access_line
+from app.http.routes.generations import EXAMPLE_ID, location_of
 from app.http.routes.prompt_views import PreviewResponse, preview_response
 from app.http.security import InsufficientScope, require_scope
 from app.services.generation import GeneratedDocument
@@ -38,6 +39,20 @@ PIN_BY_QUERY = (
 )
 
 type Handler[R] = Callable[..., Coroutine[Any, Any, R]]
+
+# Merged by FastAPI into the 200 response it documents from ``GeneratedDocument``.
+GENERATED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The document, and how it was made.",
+        "headers": {
+            "Location": {
+                "description": "The generation's record (`GET /v1/generations/{id}`); sent "
+                "when a record was written (`generation_id` is not null).",
+                "schema": {"type": "string", "examples": ["/v1/generations/" + EXAMPLE_ID]},
+            }
+        },
+    }
+}
 
 
 def _body_model(entry: CatalogEntry, *, current: bool) -> type[BaseModel]:
@@ -105,7 +120,7 @@ def _generate_endpoint(entry: CatalogEntry, model: type[BaseModel]) -> Handler[G
     """A generate handler whose body is this version's own argument model."""
 
     async def generate(
-        arguments: BaseModel, request: Request, generator: Generator
+        arguments: BaseModel, request: Request, response: Response, generator: Generator
     ) -> GeneratedDocument:
         line = access_line(request.scope)
         # REST has no MCP client to lend an LLM: the server's, or a clear 503.
@@ -114,13 +129,18 @@ def _generate_endpoint(entry: CatalogEntry, model: type[BaseModel]) -> Handler[G
         )
         try:
             # Nobody would read a document whose caller has gone: stop spending on it.
-            return await unless_disconnected(
+            document = await unless_disconnected(
                 request.receive, lambda: generator.generate(plan, line=line)
             )
         except ClientDisconnected as gone:
             if line is not None:
                 line.llm_error = gone.code
             raise
+        # 200, not 201: the document itself is the answer, in the body; the record is a
+        # by-product, named by ``Location``. 201 would be defensible, but clients check 200.
+        if document.generation_id is not None:
+            response.headers["Location"] = location_of(document.generation_id)
+        return document
 
     return _with_body(generate, entry, GeneratedDocument, model=model)
 
@@ -184,10 +204,12 @@ def add_operations(router: APIRouter, catalog: PromptCatalog) -> None:
                 f"from version {entry.version} with the server-side LLM "
                 "(`CTXFY_LLM_BASE_URL`), from the same arguments as the preview. Needs the "
                 f"`write` scope. LLM failures are typed: {LLM_FAILURES}. A client that "
-                "closes its connection before the answer cancels the generation."
+                "closes its connection before the answer cancels the generation. The "
+                "generation's record is at `Location` (`GET /v1/generations/{id}`)."
                 + more.format(name=definition.name, action="generate"),
                 response_model=GeneratedDocument,
-                responses=responses(
+                responses=GENERATED
+                | responses(
                     *WITH_BODY,
                     InsufficientScope,
                     PromptNotFound,

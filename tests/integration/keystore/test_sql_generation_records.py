@@ -1,5 +1,6 @@
 """Generation records in the key store's database, on SQLite and on a real PostgreSQL."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -17,6 +18,7 @@ from domain.generation_records import (
 from domain.ports import KeyStoreUnavailable
 from infrastructure.keystore.records import SqlGenerationRecords
 from infrastructure.keystore.sql import SqlKeyStore
+from tests.integration.keystore.stored_keys import sqlite_threads_stopped
 
 pytestmark = pytest.mark.anyio
 
@@ -132,14 +134,18 @@ async def test_purging_deletes_only_records_older_than_the_cutoff(
 async def test_a_database_that_cannot_be_used_makes_records_unavailable(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
+    threads = set(threading.enumerate())
     store = SqlKeyStore(f"sqlite:///{blocker / 'keys.db'}")
     records = SqlGenerationRecords(store)
-    for operation in (
-        records.add(record()),
-        records.get(new_record_id(START), user_id=None),
-        records.list(RecordQuery(user_id=None)),
-        records.purge(START),
-    ):
-        with pytest.raises(KeyStoreUnavailable):
-            await operation
-    await store.close()
+    try:
+        for operation in (
+            records.add(record()),
+            records.get(new_record_id(START), user_id=None),
+            records.list(RecordQuery(user_id=None)),
+            records.purge(START),
+        ):
+            with pytest.raises(KeyStoreUnavailable):
+                await operation
+    finally:
+        await store.close()
+        await sqlite_threads_stopped(threads)
