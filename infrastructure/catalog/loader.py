@@ -1,5 +1,6 @@
 """Loads prompt files (built-in and an operator's directory) into a ``PromptCatalog``."""
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from infrastructure.catalog.templates import compile_template, template_environm
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 PROMPT_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 1_048_576
+# Compiled entries kept by (path, bytes): every version of a large catalog, with room to spare.
+COMPILED_CACHE_SIZE = 1024
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The names pydantic appends to an error's path for each member of a scalar union.
@@ -24,32 +27,36 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _UNION_MEMBERS = {"str": "string", "bool": "boolean", "int": "integer", "float": "number"}
 
 
-def _read_document(path: Path) -> tuple[object, str]:
-    """The parsed YAML of ``path`` and the SHA-256 of its bytes."""
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, refused past ``MAX_FILE_BYTES``."""
     source = str(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise CatalogError(f"file is larger than {MAX_FILE_BYTES} bytes", source=source)
         raw = path.read_bytes()
-        if len(raw) > MAX_FILE_BYTES:  # grown since stat
-            raise CatalogError(f"file is larger than {MAX_FILE_BYTES} bytes", source=source)
+    except OSError as exc:
+        raise CatalogError(f"cannot read file: {exc.strerror}", source=source) from None
+    if len(raw) > MAX_FILE_BYTES:  # grown since stat
+        raise CatalogError(f"file is larger than {MAX_FILE_BYTES} bytes", source=source)
+    return raw
+
+
+def _decode(source: str, raw: bytes) -> object:
+    """The parsed YAML of one file's bytes."""
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CatalogError("file is not valid UTF-8", source=source) from None
-    except OSError as exc:
-        raise CatalogError(f"cannot read file: {exc.strerror}", source=source) from None
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 — a safe loader, C or pure Python
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 — a safe loader, C or pure Python
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise CatalogError(f"invalid YAML{where}: {problem}", source=source) from None
-    return document, hashlib.sha256(raw).hexdigest()
 
 
-def _parse(path: Path, document: object) -> PromptFile:
-    source = str(path)
+def _parse(source: str, document: object) -> PromptFile:
     if not isinstance(document, dict):
         raise CatalogError("a prompt file must be a YAML mapping", source=source)
     name, version = document.get("name"), document.get("version")
@@ -95,9 +102,18 @@ def _first_error(exc: ValidationError) -> CatalogError:
 
 
 def load_entry(path: Path) -> CatalogEntry:
-    """Load and fully check one prompt file."""
-    document, digest = _read_document(path)
-    parsed = _parse(path, document)
+    """Load and fully check one prompt file.
+
+    A file whose bytes were checked before (same path, same content) is not parsed and
+    compiled again: a reload pays only for the files that changed.
+    """
+    return _compile(str(path), _read_bytes(path))
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _compile(source: str, raw: bytes) -> CatalogEntry:
+    """One file's entry from its bytes; entries are immutable, so they are shared."""
+    parsed = _parse(source, _decode(source, raw))
     try:
         definition = parsed.to_domain()
         env = template_environment()
@@ -110,13 +126,13 @@ def load_entry(path: Path) -> CatalogEntry:
             definition=definition,
             templates=templates,
             argument_model=build_argument_model(definition),
-            source=str(path),
-            digest=digest,
+            source=source,
+            digest=hashlib.sha256(raw).hexdigest(),
         )
         _check_values(entry)
     except CatalogError as exc:
         version = parsed.version if is_version(parsed.version) else None
-        raise exc.located(source=str(path), prompt=parsed.name, version=version) from None
+        raise exc.located(source=source, prompt=parsed.name, version=version) from None
     return entry
 
 

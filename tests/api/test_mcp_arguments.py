@@ -1,5 +1,6 @@
 """Prompt arguments over MCP are validated once, before anything renders, and handed on typed."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,11 +61,12 @@ def test_arguments_already_validated_are_not_validated_again() -> None:
     assert validated(entry, values) is values
 
 
-def test_arguments_validated_for_another_version_are_validated_again() -> None:
-    first, second = load_catalog(), load_catalog()
-    values = validated(first.get("context_stack"), {"task": "Rotate.", "domain": "identity"})
+def test_arguments_validated_for_another_entry_are_validated_again() -> None:
+    first = load_catalog().get("context_stack")
+    second = replace(first)  # another entry, as a reload that changed the file makes
+    values = validated(first, {"task": "Rotate.", "domain": "identity"})
 
-    again = validated(second.get("context_stack"), values)
+    again = validated(second, values)
 
     assert again is not values
-    assert again.entry is second.get("context_stack")
+    assert again.entry is second

@@ -49,6 +49,24 @@ def test_a_minimal_prompt_file_loads(tmp_path: Path) -> None:
     assert entry.render({"who": "Ada"}).messages[0].text == "Hello, Ada!"
 
 
+def test_a_file_loaded_again_unchanged_is_reused_and_a_changed_one_is_compiled_anew(
+    tmp_path: Path,
+) -> None:
+    first = load_prompt(tmp_path, prompt())
+    assert load_entry(tmp_path / "greet.yaml") is first
+    changed = load_prompt(tmp_path, prompt(description="Greets someone warmly."))
+    assert changed is not first
+    assert changed.definition.description == "Greets someone warmly."
+    assert changed.digest != first.digest
+
+
+def test_a_file_fixed_after_an_error_loads(tmp_path: Path) -> None:
+    path = write_prompt(tmp_path, prompt(drop=["messages"]))
+    with pytest.raises(CatalogError):
+        load_entry(path)
+    assert load_prompt(tmp_path, prompt()).render({"who": "Ada"}).messages[0].text == "Hello, Ada!"
+
+
 def test_invalid_yaml_is_rejected_with_its_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: greet\n  title: Greet\n", "utf-8")

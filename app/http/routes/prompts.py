@@ -39,6 +39,25 @@ Version = Annotated[
 ]
 
 
+# Routers built per (catalog digest, revision): building one costs 0.1-0.2 s per catalog, and
+# an app (each worker, each reload back to a known catalog, each test) reuses what it can.
+_ROUTERS_KEPT = 4
+_routers: dict[tuple[str, str], APIRouter] = {}
+
+
+def router_for(catalog: PromptCatalog, *, revision: str) -> APIRouter:
+    """``build_router``'s router for ``catalog``, shared by catalogs of the same content.
+
+    Two catalogs with one digest hold the same files, so their routes answer alike.
+    """
+    key = (catalog.digest, revision)
+    router = _routers.pop(key, None) or build_router(catalog, revision=revision)
+    _routers[key] = router  # the most recently used last
+    while len(_routers) > _ROUTERS_KEPT:
+        del _routers[next(iter(_routers))]
+    return router
+
+
 def build_router(catalog: PromptCatalog, *, revision: str) -> APIRouter:
     """Prompt routes serving ``catalog``, and only it: a reload builds new ones.
 
@@ -125,7 +144,7 @@ class PromptRoutes:
     def __init__(self, app: FastAPI, catalog: PromptCatalog, *, revision: str) -> None:
         self._app = app
         self._revision = revision
-        self._routes = self._include(build_router(catalog, revision=revision))
+        self._routes = self._include(router_for(catalog, revision=revision))
 
     def _include(self, router: APIRouter) -> list[BaseRoute]:
         routes = self._app.router.routes
@@ -135,7 +154,7 @@ class PromptRoutes:
 
     def replace(self, catalog: PromptCatalog) -> None:
         """Serve ``catalog``'s routes in place of the current ones."""
-        router = build_router(catalog, revision=self._revision)
+        router = router_for(catalog, revision=self._revision)
         routes = self._app.router.routes
         start = next(i for i, route in enumerate(routes) if route is self._routes[0])
         end = start + len(self._routes)
