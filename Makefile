@@ -13,7 +13,7 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: serve test lint typecheck check openapi clean
+.PHONY: serve test lint typecheck check openapi readme clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,6 +40,9 @@ check: lint typecheck test
 
 openapi: $(UV)
 	$(UV) run --frozen ctxfy openapi --output openapi/openapi.json
+
+readme: $(UV)
+	$(UV) run --frozen python scripts/readme_settings.py
 
 clean:
 	rm -rf $(TOOLS) .venv $(NODE_DIR)/node_modules .coverage htmlcov

@@ -129,7 +129,7 @@ def serve(
         access_log=False,  # one access line per request comes from the app itself
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 

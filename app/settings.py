@@ -1,12 +1,14 @@
 """Runtime settings: environment variables with the ``CTXFY_`` prefix, or a ``.env`` file."""
 
 import tempfile
+from enum import Enum
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeAliasType, get_args, get_origin
 
 import limits
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.generation import LlmMode, default_mode
@@ -62,11 +64,23 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    env: Environment = "dev"
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
-    debug: bool = False
+    env: Environment = Field(
+        "dev",
+        description="The profile: picks the defaults marked per profile; prod also refuses "
+        "unsafe settings at start.",
+    )
+    host: str = Field("127.0.0.1", description="Address `ctxfy serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `ctxfy serve` listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes `ctxfy serve` runs. prod refuses several on SQLite, or "
+        "without CTXFY_MCP_STATE_KEYS.",
+    )
+    debug: bool = Field(
+        False, description="FastAPI debug mode: tracebacks in responses. Refused in prod."
+    )
 
     mcp_stateless: bool = Field(
         False,
@@ -95,10 +109,17 @@ class Settings(BaseSettings):
         description="A stateful MCP session with no request for this long is closed.",
     )
     max_body_bytes: int = Field(
-        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest REST request body."
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest REST request body; one byte more is 413, chunked bodies "
+        "included, and the rest is not read. A compressed body is 415.",
     )
     mcp_max_body_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest /mcp request body."
+        4 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest /mcp request body; one byte more is a JSON-RPC error with 413.",
     )
     allowed_hosts: str = Field(
         "",
@@ -140,7 +161,8 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = Field(
         SecretStr("sqlite:///ctxfy.db"),
-        description="Key store: sqlite:///path (default, created on start) or postgresql://…",
+        description="Key and generation-record store: sqlite:///path (created and migrated at "
+        "start; one worker, one replica) or postgresql://user:pass@host/db for several.",
     )
     auth_cache_ttl_seconds: float = Field(
         60.0,
@@ -149,7 +171,9 @@ class Settings(BaseSettings):
         description="How long a verified key is trusted without asking the store; a key "
         "revoked in another process stops working within this time.",
     )
-    auth_cache_size: int = Field(10_000, ge=1, le=1_000_000)
+    auth_cache_size: int = Field(
+        10_000, ge=1, le=1_000_000, description="Verified keys kept in memory, per worker."
+    )
     auth_max_failures: int = Field(
         10,
         ge=1,
@@ -162,7 +186,9 @@ class Settings(BaseSettings):
         description="Failed authentications per source address and window, over all key ids, "
         "before the address is refused with 429.",
     )
-    auth_failure_window_seconds: float = Field(60.0, gt=0)
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, description="The window in which failed authentications are counted."
+    )
     auth_max_pending_verifications: int = Field(
         32,
         ge=0,
@@ -175,11 +201,26 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or CIDR networks of reverse proxies whose "
         "X-Forwarded-For names the client (the rightmost untrusted address); empty: none.",
     )
-    key_default_lifetime_days: int = Field(90, ge=1)
-    key_max_lifetime_days: int = Field(365, ge=1)
-    argon2_time_cost: int = Field(2, ge=1, le=10)
-    argon2_memory_cost_kib: int = Field(19_456, ge=1024, le=1_048_576)
-    argon2_parallelism: int = Field(1, ge=1, le=16)
+    key_default_lifetime_days: int = Field(
+        90, ge=1, description="Lifetime of a new key when its creator names none."
+    )
+    key_max_lifetime_days: int = Field(
+        365, ge=1, description="Longest lifetime a key may be given; at least the default."
+    )
+    argon2_time_cost: int = Field(
+        2,
+        ge=1,
+        le=10,
+        description="argon2id iterations of a key hash (OWASP minimum; prod refuses less). "
+        "Keys are re-hashed on their next use when the argon2 settings change.",
+    )
+    argon2_memory_cost_kib: int = Field(
+        19_456,
+        ge=1024,
+        le=1_048_576,
+        description="argon2id memory per hash in KiB (OWASP minimum; prod refuses less).",
+    )
+    argon2_parallelism: int = Field(1, ge=1, le=16, description="argon2id lanes per hash.")
     usage_flush_seconds: float = Field(
         60.0, gt=0, description="How often last-used times are written to the key store."
     )
@@ -201,7 +242,7 @@ class Settings(BaseSettings):
         None,
         description="What is kept of each generation: full (metadata, arguments and the "
         "document), metadata (who, which prompt version and LLM, tokens, latency, outcome), "
-        "or off. Default: full in dev, metadata in staging and prod.",
+        "or off.",
     )
     generation_retention_days: int = Field(
         30,
@@ -217,7 +258,7 @@ class Settings(BaseSettings):
     rate_limit_fail_open: bool | None = Field(
         None,
         description="When the rate-limit store (Redis) fails: true lets requests through, "
-        "false answers 503. Default: open in dev, closed in staging and prod.",
+        "false answers 503 with Retry-After.",
     )
     redis_url: SecretStr | None = Field(
         None,
@@ -230,7 +271,16 @@ class Settings(BaseSettings):
         ge=0,
         le=300,
         description="After SIGTERM, how long to keep serving while /health/ready answers 503, "
-        "so load balancers move traffic away before shutdown; 0 shuts down at once.",
+        "so load balancers move traffic away before shutdown; 0 shuts down at once. Give the "
+        "orchestrator a stop grace period longer than this plus "
+        "CTXFY_SHUTDOWN_TIMEOUT_SECONDS.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="After the drain, how long open requests (and event streams) get to "
+        "finish before they are cut and the process exits.",
     )
     max_concurrent_requests: int = Field(
         256,
@@ -258,7 +308,8 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="How long an idle kept-alive connection stays open; behind a proxy that "
-        "reuses connections, set it above the proxy's own idle timeout.",
+        "reuses connections, set it above the proxy's own idle timeout (65 behind a 60 s "
+        "AWS ALB).",
     )
 
     llm_mode: LlmMode | None = Field(
@@ -284,15 +335,25 @@ class Settings(BaseSettings):
         description="Budget of one server-side generation, retries included; "
         "past it the request fails with llm_timeout.",
     )
-    llm_connect_timeout_seconds: float = Field(5.0, gt=0, le=5)
-    llm_max_retries: int = Field(2, ge=0, le=5)
+    llm_connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=5, description="Time to connect to the server-side LLM; at most 5."
+    )
+    llm_max_retries: int = Field(
+        2,
+        ge=0,
+        le=5,
+        description="Retries on connection errors, 429 (honouring Retry-After) and 5xx, with "
+        "full-jitter backoff, within CTXFY_LLM_TIMEOUT_SECONDS.",
+    )
     llm_max_concurrency: int = Field(
         8, ge=1, le=1024, description="Server-side generations in flight at once, per worker."
     )
     llm_breaker_failures: int = Field(
         5, ge=1, le=100, description="Consecutive upstream failures that open the breaker."
     )
-    llm_breaker_cooldown_seconds: float = Field(30.0, gt=0, le=3600)
+    llm_breaker_cooldown_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How long an open breaker fails generations at once."
+    )
     llm_sampling_timeout_seconds: float = Field(
         120.0,
         gt=0,
@@ -300,9 +361,11 @@ class Settings(BaseSettings):
         description="How long to wait for the MCP client's LLM to answer a sampling request.",
     )
 
-    docs_enabled: bool = True
-    log_level: LogLevel = "INFO"
-    log_format: LogFormat = "json"
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
+    log_level: LogLevel = Field("INFO", description="The least severe level logged.")
+    log_format: LogFormat = Field(
+        "json", description="json: one object per line; console: for a terminal."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -470,6 +533,12 @@ class Settings(BaseSettings):
                 f"CTXFY_ALLOWED_HOSTS must name the hosts clients use when CTXFY_ENV=prod "
                 f"binds {self.host}: without it /mcp cannot tell DNS-rebinding requests apart"
             )
+        if self.workers > 1 and self.database_url.get_secret_value().startswith("sqlite:"):
+            raise UnsafeSettings(
+                "CTXFY_DATABASE_URL must be postgresql://… when CTXFY_ENV=prod runs several "
+                "workers: SQLite takes one writer at a time, so workers would wait on each "
+                "other's locks (and replicas cannot share its file at all)"
+            )
         if self.workers > 1 and self.mcp_state_keys is None:
             raise UnsafeSettings(
                 "CTXFY_MCP_STATE_KEYS must be set when CTXFY_ENV=prod runs several workers: "
@@ -481,3 +550,80 @@ class Settings(BaseSettings):
                 "are refused when CTXFY_ENV=prod"
             )
         return self
+
+
+# Settings whose default depends on CTXFY_ENV, and the property that resolves it.
+PROFILE_DEFAULTS = {
+    "generation_records": "record_policy",
+    "rate_limit_fail_open": "rate_limit_fails_open",
+}
+
+
+def _shown(value: object) -> str:
+    """A default as an operator would write it in the environment."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None or value == "":
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, Enum):
+        value = value.value
+    return f"`{value}`"
+
+
+def _allowed(info: FieldInfo) -> str:
+    """A field's numeric limits (``1–64``, ``> 0``) or its choices; empty when it has none."""
+    choices = ("true", "false") if info.annotation is bool else _choices(info.annotation)
+    if choices:
+        return ", ".join(f"`{choice}`" for choice in choices)
+    bounds = {
+        attribute: getattr(item, attribute)
+        for item in info.metadata
+        for attribute in ("ge", "gt", "le", "lt")
+        if getattr(item, attribute, None) is not None
+    }
+    if "ge" in bounds and "le" in bounds:
+        return f"{bounds['ge']}–{bounds['le']}"
+    signs = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    return ", ".join(f"{signs[attribute]} {bound}" for attribute, bound in bounds.items())
+
+
+def _choices(annotation: object) -> tuple[str, ...]:
+    """The values a Literal or Enum field (optional or not) may take."""
+    if isinstance(annotation, TypeAliasType):
+        annotation = annotation.__value__
+    if get_origin(annotation) is Literal:
+        return tuple(str(value) for value in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return tuple(str(member.value) for member in annotation)
+    for member in get_args(annotation):  # X | None
+        if member is not type(None) and (choices := _choices(member)):
+            return choices
+    return ()
+
+
+def _default_cell(name: str, default: object) -> str:
+    prop = PROFILE_DEFAULTS.get(name)
+    if prop is None:
+        return _shown(default)
+    by_value: dict[str, list[str]] = {}
+    for env in get_args(Environment.__value__):
+        effective = getattr(Settings.model_construct(env=env), prop)
+        by_value.setdefault(_shown(effective), []).append(env)
+    return "; ".join(f"{shown} in {', '.join(envs)}" for shown, envs in by_value.items())
+
+
+def reference_table() -> str:
+    """Every setting as a Markdown table (variable, default, allowed values, meaning).
+
+    The README carries this table; a test fails when the two differ.
+    """
+    rows = ["| Variable | Default | Allowed | Meaning |", "|---|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        meaning = (info.description or "").replace("|", "\\|")
+        default = _default_cell(name, info.default)
+        rows.append(f"| `CTXFY_{name.upper()}` | {default} | {_allowed(info)} | {meaning} |")
+    return "\n".join(rows) + "\n"

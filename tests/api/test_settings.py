@@ -10,10 +10,11 @@ from pydantic import ValidationError
 
 from app.bootstrap import build_server_llm
 from app.main import create_app
-from app.settings import Settings
+from app.settings import Settings, reference_table
 from domain.errors import CatalogError
 from domain.generation import LlmMode
 from infrastructure.catalog.loader import BUILTIN_DIR
+from scripts.readme_settings import readme_table
 from tests.api.harness import issue_key, mcp_over_http, serving
 
 pytestmark = pytest.mark.anyio
@@ -223,3 +224,72 @@ def test_the_server_llm_is_built_only_when_configured() -> None:
 @pytest.mark.parametrize("level", ["info", "Warning", "DEBUG"])
 def test_log_levels_are_accepted_in_any_case(level: str) -> None:
     assert Settings(log_level=level).log_level == level.upper()
+
+
+STATE_KEY = "k" * 32
+SAFE_PROD: dict[str, object] = {
+    "env": "prod",
+    "host": "0.0.0.0",  # noqa: S104 — a container's address, which prod checks
+    "allowed_hosts": "ctxfy.example.com",
+    "workers": 2,
+    "database_url": "postgresql://ctxfy@db.internal/ctxfy",
+    "mcp_state_keys": STATE_KEY,
+    # The suite's environment lowers argon2's cost for speed; prod is shown its minimum.
+    "argon2_time_cost": 2,
+    "argon2_memory_cost_kib": 19_456,
+}
+
+
+def test_a_safe_prod_configuration_starts() -> None:
+    assert Settings(**SAFE_PROD).env == "prod"  # type: ignore[arg-type]  # pydantic checks
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "refusal"),
+    [
+        ({"debug": True}, "CTXFY_DEBUG=true is refused when CTXFY_ENV=prod"),
+        ({"allowed_hosts": ""}, "CTXFY_ALLOWED_HOSTS must name the hosts"),
+        ({"database_url": "sqlite:///ctxfy.db"}, "CTXFY_DATABASE_URL must be postgresql"),
+        ({"mcp_state_keys": None}, "CTXFY_MCP_STATE_KEYS must be set"),
+        ({"argon2_time_cost": 1}, "argon2 parameters below OWASP's minimum"),
+        ({"argon2_memory_cost_kib": 8192}, "argon2 parameters below OWASP's minimum"),
+    ],
+    ids=[
+        "debug",
+        "no-allowed-hosts",
+        "sqlite-workers",
+        "no-state-keys",
+        "argon2-time",
+        "argon2-memory",
+    ],
+)
+def test_prod_refuses_each_unsafe_value_naming_it_and_staging_accepts_it(
+    unsafe: dict[str, object], refusal: str
+) -> None:
+    with pytest.raises(ValidationError, match=refusal):
+        Settings(**(SAFE_PROD | unsafe))  # type: ignore[arg-type]  # pydantic checks
+    assert Settings(**(SAFE_PROD | unsafe | {"env": "staging"})).env == "staging"  # type: ignore[arg-type]  # as above
+
+
+def test_prod_takes_sqlite_with_one_worker() -> None:
+    one = Settings(**(SAFE_PROD | {"database_url": "sqlite:///ctxfy.db", "workers": 1}))  # type: ignore[arg-type]  # as above
+    assert one.workers == 1
+
+
+def test_the_readme_settings_table_is_generated_from_the_settings() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    assert readme_table(readme) == reference_table(), "README.md is stale: run `make readme`"
+
+
+def test_every_setting_is_in_the_reference_with_a_meaning() -> None:
+    table = reference_table()
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"CTXFY_{name.upper()} has no description"
+        assert f"| `CTXFY_{name.upper()}` |" in table
+
+
+def test_the_reference_shows_defaults_that_differ_by_profile() -> None:
+    rows = {row.split(" | ")[0]: row for row in reference_table().splitlines()}
+    assert "`full` in dev; `metadata` in staging, prod" in rows["| `CTXFY_GENERATION_RECORDS`"]
+    assert "`true` in dev; `false` in staging, prod" in rows["| `CTXFY_RATE_LIMIT_FAIL_OPEN`"]
+    assert "| 1–64 |" in rows["| `CTXFY_WORKERS`"]

@@ -29,7 +29,12 @@ def test_state_keys_never_appear_in_the_settings_repr() -> None:
 
 
 def test_prod_refuses_several_workers_without_shared_state_keys() -> None:
-    prod = {"env": "prod", "argon2_time_cost": 2, "argon2_memory_cost_kib": 19_456}
+    prod = {
+        "env": "prod",
+        "argon2_time_cost": 2,
+        "argon2_memory_cost_kib": 19_456,
+        "database_url": "postgresql://ctxfy@db.internal/ctxfy",
+    }
     with pytest.raises(ValidationError, match="CTXFY_MCP_STATE_KEYS must be set"):
         Settings(**prod, workers=2)  # type: ignore[arg-type]  # pydantic checks the values
     assert Settings(**prod, workers=2, mcp_state_keys=KEY).workers == 2  # type: ignore[arg-type]  # as above
