@@ -1,88 +1,37 @@
 """Old MCP clients in a virtualenv of their own, and what they report seeing.
 
 mcp 1.x and fastmcp 3 cannot be imported beside the project's mcp 2 / fastmcp 4, so they
-live in a venv under ``.tools/`` (git-ignored, kept between runs on one machine), built by
-the interpreter running the tests and rebuilt only when the pins or that interpreter change.
+live in a venv under ``.tools/`` (git-ignored, kept between runs on one machine; see
+``tool_venv``).
 ``legacy_client.py`` runs there and prints one JSON document, read here as ``Seen``.
 """
 
 import json
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.server import RunningServer
+from tests.e2e.tool_venv import ToolVenvError, tool_python
 
 PINS = ("mcp==1.30.0", "fastmcp==3.4.10")
-VENV_DIR = Path(__file__).parents[2] / ".tools" / "legacy-clients-venv"
-MARKER = "ctxfy-legacy-clients.txt"
 CLIENT_SCRIPT = Path(__file__).with_name("legacy_client.py")
-VENV_TIMEOUT = 120
 INSTALL_TIMEOUT = 600  # a fresh machine downloads ~60 wheels; a warm pip cache takes ~30 s
 CLIENT_TIMEOUT = 90  # the script bounds itself at 60 s; this catches a hang before that
 
 
-class LegacyVenvError(RuntimeError):
-    """The legacy-clients venv could not be built; the message carries pip's output."""
+LegacyVenvError = ToolVenvError
 
 
-def _record() -> str:
-    return "\n".join((f"python {sys.version}", *PINS)) + "\n"
-
-
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def _ready(venv: Path) -> bool:
-    marker = venv / MARKER
-    return marker.is_file() and marker.read_text() == _record() and _python(venv).exists()
-
-
-def _run(step: str, command: list[str], timeout: float) -> None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        # on POSIX the partial output of a timed-out run is bytes, even in text mode
-        output = [o.decode() if isinstance(o, bytes) else o for o in (exc.stdout, exc.stderr)]
-        raise LegacyVenvError(
-            f"{step} took over {timeout}s:\n" + "\n".join(filter(None, output))
-        ) from exc
-    if done.returncode != 0:
-        raise LegacyVenvError(f"{step} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-
-def legacy_python(venv: Path = VENV_DIR) -> Path:
-    """The python of a venv holding exactly ``PINS``, built (bounded) unless already there.
-
-    It is built beside ``venv`` and renamed into place, so a run that stops half-way, or
-    two runs building at once, never leave a venv that looks ready and is not.
+def legacy_python() -> Path:
+    """The python of the venv holding exactly ``PINS`` (``.tools/legacy-clients-venv``).
 
     Raises:
         LegacyVenvError: venv creation or pip failed or timed out.
     """
-    if _ready(venv):
-        return _python(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=venv.parent, prefix=f"{venv.name}.building.") as tmp:
-        build = Path(tmp) / "venv"
-        _run("python -m venv", [sys.executable, "-m", "venv", str(build)], VENV_TIMEOUT)
-        pip = [str(_python(build)), "-m", "pip", "install", "--no-input", *PINS]
-        _run(f"pip install {' '.join(PINS)}", pip, INSTALL_TIMEOUT)
-        (build / MARKER).write_text(_record())
-        if not _ready(venv):
-            shutil.rmtree(venv, ignore_errors=True)
-            try:
-                build.rename(venv)
-            except OSError:
-                if not _ready(venv):  # a concurrent run's venv is fine to use; else fail
-                    raise
-    return _python(venv)
+    return tool_python("legacy-clients-venv", PINS, install_timeout=INSTALL_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
