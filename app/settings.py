@@ -421,9 +421,11 @@ class Settings(BaseSettings):
     @field_validator("llm_base_url")
     @classmethod
     def _http_base_url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("http://", "https://")):
+        if not url:  # an empty variable (compose passes one through) means unset
+            return None
+        if not url.startswith(("http://", "https://")):
             raise ValueError("CTXFY_LLM_BASE_URL must start with http:// or https://")
-        return url or None
+        return url
 
     @field_validator("mcp_state_keys")
     @classmethod

@@ -37,7 +37,8 @@ type Surface = Literal["rest", "mcp"]
 # input_required: the first round of a 2026-07-28 call that asks the client for input.
 type McpOutcome = Literal["ok", "error", "input_required"]
 
-MCP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# 0.2: the p95 objective is a bucket boundary, so its alert is not interpolated across it.
+MCP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LLM_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 
 

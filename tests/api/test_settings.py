@@ -293,3 +293,10 @@ def test_the_reference_shows_defaults_that_differ_by_profile() -> None:
     assert "`full` in dev; `metadata` in staging, prod" in rows["| `CTXFY_GENERATION_RECORDS`"]
     assert "`true` in dev; `false` in staging, prod" in rows["| `CTXFY_RATE_LIMIT_FAIL_OPEN`"]
     assert "| 1–64 |" in rows["| `CTXFY_WORKERS`"]
+
+
+def test_an_empty_llm_base_url_means_no_server_llm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTXFY_LLM_BASE_URL", "")
+    settings = Settings()
+    assert settings.llm_base_url is None
+    assert not settings.server_llm_configured
