@@ -25,7 +25,6 @@ from app.mcp.server import (
 )
 from app.mcp.sessions import McpSessions
 from app.mcp.tools import generation_tools
-from app.reload_signals import sibling_reloader
 from app.services.authenticator import Authenticator, AuthPolicy
 from app.services.catalog import LiveCatalog
 from app.services.catalog_watch import CatalogWatcher
@@ -48,6 +47,7 @@ from infrastructure.llm import client_sampling, openai_compatible
 from infrastructure.llm.breaker import CircuitBreaker
 from infrastructure.llm.openai_compatible import OpenAICompatibleLlm
 from infrastructure.metrics import Metrics
+from infrastructure.process.reload_signals import sibling_reloader
 from infrastructure.rate_limit import KeyRateLimiter, memory_storage, redis_storage
 
 logger = structlog.get_logger(__name__)

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from app.bootstrap import build_keys, package_version
 from app.mcp.generations import record_fields
-from app.pid_file import PidFileError, signal_server
 from app.services.keys import KeyService
 from app.settings import Settings
 from domain.errors import CatalogError
@@ -40,6 +39,7 @@ from infrastructure.keystore.records import SqlGenerationRecords
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.logging import configure_logging
 from infrastructure.metrics import Metrics, prepare_multiprocess_dir
+from infrastructure.process.pid_file import PidFileError, signal_server
 
 cli = typer.Typer(
     name="ctxfy",

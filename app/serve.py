@@ -18,7 +18,7 @@ SIGHUP reloads the prompt catalog (``LiveCatalog.reload``: validated first, the 
 kept if a file is broken). The supervisor forwards it to every worker instead of replacing
 them all, as uvicorn would: a replacement that met a broken prompt file would not start. A
 worker asks its siblings to reload by sending SIGHUP to the supervisor
-(``app.reload_signals.sibling_reloader``).
+(``infrastructure.process.reload_signals.sibling_reloader``).
 """
 
 import asyncio
@@ -40,8 +40,8 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
 from app.http.header_guard import HeaderGuardProtocol, HeaderLimits
-from app.pid_file import remove_pid_file, write_pid_file
-from app.reload_signals import SUPERVISOR_PID_ENV, signal_workers
+from infrastructure.process.pid_file import remove_pid_file, write_pid_file
+from infrastructure.process.reload_signals import SUPERVISOR_PID_ENV, signal_workers
 
 # A spawned worker imports this module (to unpickle its target) before it can answer the
 # supervisor's health check, and one silent for 5 s is killed: the application's modules

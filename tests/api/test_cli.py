@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.pid_file import write_pid_file
 from infrastructure.catalog.loader import load_catalog
+from infrastructure.process.pid_file import write_pid_file
 
 runner = CliRunner()
 WAIT = 10.0

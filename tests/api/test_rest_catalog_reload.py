@@ -12,8 +12,8 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
-from app.reload_signals import SUPERVISOR_PID_ENV
 from domain.keys import Scope
+from infrastructure.process.reload_signals import SUPERVISOR_PID_ENV
 from tests.api.catalog_files import (
     CURRENT,
     body_for,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from app.pid_file import (
+from app.settings import Settings
+from infrastructure.process.pid_file import (
     PidFileError,
     read_server_pid,
     remove_pid_file,
     signal_server,
     write_pid_file,
 )
-from app.settings import Settings
 
 WAIT = 10.0
 

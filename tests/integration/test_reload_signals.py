@@ -17,12 +17,16 @@ from structlog.testing import capture_logs
 from uvicorn.supervisors import multiprocess
 
 from app.main import create_app
-from app.reload_signals import SUPERVISOR_PID_ENV, sibling_reloader, signal_workers
 from app.serve import DrainingServer, ReloadingSupervisor, announce_pid, app_state
 from app.services.catalog import ReloadTrigger
 from app.settings import Settings
 from app.state import AppState
 from infrastructure.catalog.catalog import PromptCatalog
+from infrastructure.process.reload_signals import (
+    SUPERVISOR_PID_ENV,
+    sibling_reloader,
+    signal_workers,
+)
 from tests.integration.prompt_files import prompt, write_prompt
 
 SUPERVISOR = 4242
