@@ -5,7 +5,7 @@ libraries), so it is kept out of the project's dependencies and lock. Like
 the old MCP clients it is built by ``tool_venv``.
 """
 
-from tests.e2e.tool_venv import ToolVenvError, tool_python
+from scripts.tool_venv import ToolVenvError, tool_python
 
 PIN = "checkov==3.3.30"
 INSTALL_TIMEOUT = 900  # a fresh machine downloads ~150 wheels, some of them large

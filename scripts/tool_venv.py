@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-TOOLS_DIR = Path(__file__).parents[2] / ".tools"
+TOOLS_DIR = Path(__file__).resolve().parents[1] / ".tools"
 VENV_TIMEOUT = 120
 MARKER = "ctxfy-tool-venv.txt"
 
