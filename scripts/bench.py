@@ -54,6 +54,7 @@ PROTOCOL = "2025-06-18"  # an initialize-era revision every server here speaks
 PROMPT = "context_stack"
 ARGUMENTS = {"task": "Rotate the signing keys of the identity service.", "domain": "identity"}
 STARTUP_TIMEOUT = 90.0
+REQUEST_TIMEOUT = 10.0  # an open-loop request still unanswered by then is an error
 STOP_TIMEOUT = 20.0
 WRK_THREADS = 1  # the load generator shares the 2 cores with the server under test
 HIGH_LIMIT = "1000000/minute"  # checked on every request, never reached
@@ -68,10 +69,17 @@ TARGETS = {
     "rss_drift": 0.10,
 }
 
+ID_MARK = b'"id": 0'
 LUA = """
 wrk.method = "{method}"
-wrk.body = {body}
 {headers}
+local template = {body}
+local sent = 0
+request = function()
+  sent = sent + 1
+  local body = template and string.format(template, sent) or nil
+  return wrk.format(nil, nil, nil, body)
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -137,7 +145,9 @@ def _children(pid: int) -> list[int]:
 
 def mcp_request(method: str, params: Mapping[str, Any], expect: bytes) -> Request:
     """A JSON-RPC request to ``/mcp`` as an initialize-era client sends it."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": dict(params)}
+    # A stateful session answers each request by its id: every request sends its own
+    # (ID_MARK is replaced per request, by wrk's Lua and by the open-loop client).
+    body = {"jsonrpc": "2.0", "id": 0, "method": method, "params": dict(params)}
     return Request(
         "POST",
         "/mcp",
@@ -316,7 +326,7 @@ def wrk(
     script.write_text(
         LUA.format(
             method=request.method,
-            body=json.dumps(request.body.decode()) if request.body else "nil",
+            body=json.dumps(_numbered(request.body).decode()) if request.body else "nil",
             headers="\n".join(
                 f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()
             ),
@@ -460,17 +470,22 @@ async def _exchange(
     return status, await reader.readexactly(int(headers.get(b"content-length", b"0")))
 
 
-def _raw(request: Request, headers: Mapping[str, str]) -> bytes:
+def _numbered(body: bytes) -> bytes:
+    """``body`` as a format string whose one ``%d`` is the request's JSON-RPC id."""
+    return body.replace(b"%", b"%%").replace(ID_MARK, b'"id": %d', 1)
+
+
+def _raw(request: Request, headers: Mapping[str, str], number: int = 0) -> bytes:
+    body = _numbered(request.body) % number if ID_MARK in request.body else request.body
     lines = [f"{request.method} {request.path} HTTP/1.1", "Host: 127.0.0.1"]
     lines += [f"{k}: {v}" for k, v in {**request.headers, **headers}.items()]
-    lines.append(f"Content-Length: {len(request.body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + request.body
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 async def open_loop(server: Server, *, rate: float, seconds: float, pool: int) -> OpenLoop:
     """``rate`` requests a second of ``prompts/get`` on a pool of kept-alive connections,
     and ``/health/live`` ten times a second on a connection of its own."""
-    raw = _raw(PROMPTS_GET, server.headers)
     live_raw = _raw(LIVE, {})
     idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(pool):
@@ -482,15 +497,19 @@ async def open_loop(server: Server, *, rate: float, seconds: float, pool: int) -
     start = loop.time() + 0.1
     total = int(rate * seconds)
 
-    async def one(scheduled: float) -> None:
+    async def one(scheduled: float, number: int) -> None:
         nonlocal errors
         connection = await idle.get()
         try:
-            status, body = await _exchange(*connection, raw)
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                status, body = await _exchange(
+                    *connection, _raw(PROMPTS_GET, server.headers, number)
+                )
             if status != 200 or PROMPTS_GET.expect not in body:
                 errors += 1
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
             errors += 1
+            connection[1].close()
             connection = await asyncio.open_connection("127.0.0.1", server.port)
         latencies.append((loop.time() - scheduled) * 1000)
         idle.put_nowait(connection)
@@ -501,7 +520,13 @@ async def open_loop(server: Server, *, rate: float, seconds: float, pool: int) -
         for index in range(int(seconds * 10)):
             scheduled = start + index / 10
             await asyncio.sleep(max(0.0, scheduled - loop.time()))
-            status, _ = await _exchange(*connection, live_raw)
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    status, _ = await _exchange(*connection, live_raw)
+            except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
+                status = 0
+                connection[1].close()
+                connection = await asyncio.open_connection("127.0.0.1", server.port)
             live_errors += status != 200
             live_latencies.append((loop.time() - scheduled) * 1000)
         connection[1].close()
@@ -515,7 +540,7 @@ async def open_loop(server: Server, *, rate: float, seconds: float, pool: int) -
                 await asyncio.sleep(delay)
             elif delay < -0.001:
                 late += 1  # the client itself fell behind; the latency still counts from here
-            tasks.create_task(one(scheduled))
+            tasks.create_task(one(scheduled, index + 1))
     while not idle.empty():
         idle.get_nowait()[1].close()
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.server import RunningServer
 from scripts.tool_venv import ToolVenvError, tool_python
+from tests.e2e.server import RunningServer
 
 PINS = ("mcp==1.30.0", "fastmcp==3.4.10")
 CLIENT_SCRIPT = Path(__file__).with_name("legacy_client.py")
