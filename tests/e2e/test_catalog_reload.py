@@ -197,6 +197,28 @@ def test_sighup_serves_the_new_version_and_still_the_pinned_one(single: Reloadin
         assert "(changed)" in catalog_detail(http)
 
 
+def test_the_collector_is_settled_once_serving_and_again_after_each_reload(
+    single: Reloading,
+) -> None:
+    def settled() -> list[dict[str, Any]]:
+        return [event for event in events(single.server) if event.get("event") == "gc_settled"]
+
+    at_start = settled()
+    assert at_start, "no gc_settled line at start-up"
+    assert at_start[0]["thresholds"] == [10_000, 50, 100]
+    assert at_start[0]["frozen"] > 10_000  # the app's long-lived objects, frozen
+    version = next(VERSIONS)
+    write_version(single.prompts, version)
+    with single.http() as http:
+        assert http.post("/v1/catalog/reload").json()["outcome"] == "changed"
+    wait_for_log(
+        single.server,
+        lambda lines: len(settled()) > len(at_start),
+        "gc_settled after the reload",
+        RELOAD_TIMEOUT,
+    )
+
+
 def test_ctxfy_prompts_reload_signals_the_server_it_finds_by_port(single: Reloading) -> None:
     version = next(VERSIONS)
     write_version(single.prompts, version)
