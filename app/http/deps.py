@@ -12,31 +12,39 @@ from app.state import AppState
 from domain.keys import Principal, Scope
 from infrastructure.catalog.catalog import PromptCatalog
 
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in its thread pool,
+# a hand-off per request for what is an attribute read.
 
-def get_state(request: Request) -> AppState:
+
+def state_of(request: Request) -> AppState:
     """The running application's state."""
     state: AppState = request.app.state.ctxfy
     return state
 
 
-def get_catalog(request: Request) -> PromptCatalog:
+async def get_state(request: Request) -> AppState:
+    """The running application's state, as a dependency."""
+    return state_of(request)
+
+
+async def get_catalog(request: Request) -> PromptCatalog:
     """The prompt catalog serving now (a reload swaps it; a request keeps the one it got)."""
-    return get_state(request).catalog.current
+    return state_of(request).catalog.current
 
 
-def get_keys(request: Request) -> KeyService:
+async def get_keys(request: Request) -> KeyService:
     """The key service."""
-    return get_state(request).keys
+    return state_of(request).keys
 
 
-def get_generator(request: Request) -> DocumentGenerator:
+async def get_generator(request: Request) -> DocumentGenerator:
     """The generation service."""
-    return get_state(request).generator
+    return state_of(request).generator
 
 
-def get_health(request: Request) -> HealthService:
+async def get_health(request: Request) -> HealthService:
     """The health service the probes ask."""
-    return get_state(request).health
+    return state_of(request).health
 
 
 Catalog = Annotated[PromptCatalog, Depends(get_catalog)]

@@ -72,7 +72,7 @@ class RequireScope:
 
     scope: Scope
 
-    def __call__(
+    async def __call__(  # a coroutine, so FastAPI runs it inline, not in its thread pool
         self,
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
-from app.http.deps import get_state
+from app.http.deps import state_of
 from app.http.errors import SECURED, responses
 from app.http.security import InsufficientScope, require_scope
 from domain.generation import Route
@@ -127,9 +127,9 @@ def _summary(record: GenerationRecord) -> dict[str, Any]:
     }
 
 
-def get_records(request: Request) -> GenerationRecords | None:
+async def get_records(request: Request) -> GenerationRecords | None:
     """Where records are read from; ``None`` when this server keeps none."""
-    recorder = get_state(request).recorder
+    recorder = state_of(request).recorder
     return recorder.records if recorder is not None else None
 
 
