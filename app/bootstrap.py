@@ -15,7 +15,7 @@ from typing import TypedDict, Unpack
 import structlog
 
 from app.mcp.generations import GenerationRecordTemplate
-from app.mcp.middleware import McpLoggingMiddleware, McpMetricsMiddleware
+from app.mcp.middleware import McpObservabilityMiddleware
 from app.mcp.notifications import CatalogNotifier
 from app.mcp.server import (
     build_mcp_server,
@@ -235,7 +235,7 @@ def bootstrap(settings: Settings, **overrides: Unpack[Overrides]) -> AppState:
     mcp = build_mcp_server(
         live,
         version=app_version,
-        middleware=[McpMetricsMiddleware(metrics, live), McpLoggingMiddleware()],
+        middleware=[McpObservabilityMiddleware(metrics, live)],
         state_security=request_state_security(
             settings.state_keys, ttl=settings.llm_sampling_timeout_seconds
         ),

@@ -1,6 +1,7 @@
 """FastMCP middleware: each MCP operation on the request's access line and in metrics."""
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from time import perf_counter
 from typing import Any
 
@@ -35,46 +36,22 @@ def mcp_target(context: MiddlewareContext[Any]) -> str | None:
     return str(target)[:MAX_NAME] if target is not None else None
 
 
-class McpLoggingMiddleware(Middleware):
-    """Adds the MCP operation to the access line and binds the request id to every log
-    line an MCP handler writes (handlers of a stateful session run in the session's task,
-    where the HTTP request's context variables are not set)."""
+class McpObservabilityMiddleware(Middleware):
+    """Each MCP request on its access line, in the log context and in ``Metrics``.
 
-    async def on_request(
-        self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
-    ) -> Any:
-        try:
-            scope = get_http_request().scope
-        except RuntimeError:  # in-memory transport: no HTTP request
-            return await call_next(context)
-        line = access_line(scope)
-        if line is not None:
-            line.mcp_method = context.method
-            line.mcp_name = mcp_target(context)
-        with structlog.contextvars.bound_contextvars(request_id=scope.get(REQUEST_ID)):
-            try:
-                result = await call_next(context)
-            except Exception as exc:
-                if line is not None:
-                    line.mcp_outcome = "error"
-                    line.mcp_error = type(exc).__name__
-                raise
-        if line is not None:
-            line.mcp_outcome = outcome_of(result)
-        return result
+    One FastMCP layer for both: every layer costs every request a chain of wrappers. Put
+    it first in the server's middleware list, so it times the whole chain and sees the
+    errors later middleware raises (unknown prompt, invalid arguments); errors pass
+    through untouched.
 
-
-class McpMetricsMiddleware(Middleware):
-    """Records every MCP request in ``Metrics``; errors pass through untouched.
-
-    Put it first in the server's middleware list, so it sees the errors that later
-    middleware raises (unknown prompt, invalid arguments) and times the whole chain.
-
-    The ``name`` label is the prompt or tool name only when the server has it, else
-    ``unknown``, so clients cannot grow the label set; it is empty for methods without a
-    name (resource URIs are not labels: templates make them unbounded). ``version`` is the
-    catalog version a prompt or generation tool served (a pinned one, or the current), and
-    empty when there is none: both come from the catalog serving when the request began.
+    The request id is bound to every log line an MCP handler writes (handlers of a
+    stateful session run in the session's task, where the HTTP request's context variables
+    are not set). The ``name`` label is the prompt or tool name only when the server has
+    it, else ``unknown``, so clients cannot grow the label set; it is empty for methods
+    without a name (resource URIs are not labels: templates make them unbounded).
+    ``version`` is the catalog version a prompt or generation tool served (a pinned one,
+    or the current), and empty when there is none: both come from the catalog serving when
+    the request began.
     """
 
     def __init__(self, metrics: Metrics, catalog: LiveCatalog) -> None:
@@ -87,17 +64,37 @@ class McpMetricsMiddleware(Middleware):
         method = context.method or UNKNOWN
         named = method in NAMED_METHODS
         catalog = self._catalog.current if named else None
+        try:
+            scope = get_http_request().scope
+        except RuntimeError:  # in-memory transport: no HTTP request
+            scope = None
+        line = access_line(scope) if scope is not None else None
+        if line is not None:
+            line.mcp_method = context.method
+            line.mcp_name = mcp_target(context)
+        bound = (
+            structlog.contextvars.bound_contextvars(request_id=scope.get(REQUEST_ID))
+            if scope is not None
+            else nullcontext()
+        )
         started = perf_counter()
         try:
-            result = await call_next(context)
-        except Exception:
+            with bound:
+                result = await call_next(context)
+        except Exception as exc:
             seconds = perf_counter() - started
+            if line is not None:
+                line.mcp_outcome = "error"
+                line.mcp_error = type(exc).__name__
             name, version = await self._labels(context, catalog, found=False) if named else NONE
             self._metrics.mcp_request(method, name, "error", seconds, version)
             raise
         seconds = perf_counter() - started
+        outcome = outcome_of(result)
+        if line is not None:
+            line.mcp_outcome = outcome
         name, version = await self._labels(context, catalog, found=True) if named else NONE
-        self._metrics.mcp_request(method, name, outcome_of(result), seconds, version)
+        self._metrics.mcp_request(method, name, outcome, seconds, version)
         return result
 
     @staticmethod
