@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.e2e.server import free_port, pump_lines
+from tests.e2e.server import free_port, pump_lines, stop_process
 
 READY = "Server is ready to receive web requests."
 STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
 QUERY_TIMEOUT = 10.0
 
 
@@ -101,15 +100,7 @@ def running_prometheus(directory: Path, config: Mapping[str, Any]) -> Iterator[R
         drainer.start()
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        reader.join(timeout=STOP_TIMEOUT)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, reader)
 
 
 def _drain(lines: "queue.Queue[str | None]", server: RunningPrometheus) -> None:

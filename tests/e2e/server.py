@@ -146,15 +146,20 @@ def running_server(
         drainer.start()
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        reader.join(timeout=STOP_TIMEOUT)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, reader)
+
+
+def stop_process(process: "subprocess.Popen[str]", reader: threading.Thread) -> None:
+    """SIGTERM, then SIGKILL if it outlives ``STOP_TIMEOUT``; then its output reader."""
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+    reader.join(timeout=STOP_TIMEOUT)
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def _drain(lines: "queue.Queue[str | None]", server: RunningServer) -> None:
