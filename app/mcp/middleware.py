@@ -1,7 +1,8 @@
 """FastMCP middleware: each MCP operation on the request's access line and in metrics."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -22,6 +23,58 @@ MAX_NAME = 128
 UNKNOWN = "unknown"
 NAMED_METHODS = frozenset({"prompts/get", "tools/call"})
 NONE = ("", "")  # the name and version labels of a method that names nothing
+# FastMCP's hooks, in the order it nests them within one layer: message, kind, method.
+HOOKS = (
+    "on_message",
+    "on_request",
+    "on_notification",
+    "on_initialize",
+    "on_discover",
+    "on_call_tool",
+    "on_read_resource",
+    "on_get_prompt",
+    "on_list_tools",
+    "on_list_resources",
+    "on_list_resource_templates",
+    "on_list_prompts",
+)
+type Hook = Callable[..., Awaitable[Any]]
+
+
+class MiddlewareLayer(Middleware):
+    """Several FastMCP middlewares served as one layer of the server's chain.
+
+    FastMCP wraps every request in a chain of closures for each middleware it is given
+    (its ``__call__``, then the message, request and method hooks), whether the middleware
+    overrides those hooks or not. Here each hook runs only the parts that override it, in
+    the order ``parts`` are given: the parts' message hooks, then their request hooks,
+    then their method hooks, as FastMCP nests them within a layer.
+    """
+
+    def __init__(self, *parts: Middleware) -> None:
+        self.parts = parts
+        for hook in HOOKS:
+            overriding = [
+                getattr(part, hook)
+                for part in parts
+                if getattr(type(part), hook) is not getattr(Middleware, hook)
+            ]
+            if overriding:
+                setattr(self, hook, _chained(overriding))
+
+
+def _chained(hooks: list[Hook]) -> Hook:
+    """One hook running ``hooks`` in order, each one's ``call_next`` the next of them."""
+    if len(hooks) == 1:
+        return hooks[0]
+
+    async def chained(context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        handler: CallNext[Any, Any] = call_next
+        for hook in reversed(hooks):
+            handler = partial(hook, call_next=handler)
+        return await handler(context)
+
+    return chained
 
 
 def outcome_of(result: object) -> McpOutcome:

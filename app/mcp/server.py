@@ -31,6 +31,7 @@ from app.mcp.arguments import (
     invalid_params,
     validated,
 )
+from app.mcp.middleware import MiddlewareLayer
 from app.mcp.notifications import CatalogNotifier
 from app.services.catalog import LiveCatalog
 from domain.errors import InvalidArguments, PromptNotFound, PromptRenderError
@@ -246,11 +247,16 @@ def build_mcp_server(
         version=version,
         mask_error_details=True,
         on_duplicate="error",
+        # One layer: FastMCP costs every request a chain of closures per layer.
         middleware=[
-            *middleware,
-            *([notifier] if notifier is not None else []),
-            PromptArgumentsMiddleware(catalog),
+            MiddlewareLayer(
+                *middleware,
+                *([notifier] if notifier is not None else []),
+                PromptArgumentsMiddleware(catalog),
+            )
         ],
+        # Our tools' schemas are dereferenced once when built (tools.py), not per list.
+        dereference_schemas=False,
         providers=[provider],
         request_state_security=state_security,
         cache_ttl=list_cache_seconds or None,

@@ -18,6 +18,7 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import AuthCheck, require_scopes
 from fastmcp.server.dependencies import get_context
 from fastmcp.tools import InputRequiredToolResult, Tool, ToolResult
+from fastmcp.utilities.json_schema import dereference_refs
 from mcp.types import ContentBlock, TextContent, ToolAnnotations
 from pydantic import PrivateAttr
 
@@ -93,8 +94,9 @@ class GenerationTool(Tool):
             description=f"{definition.description}\n\nWrites the finished document with an "
             "LLM — the client's own through sampling when it offers it, otherwise the "
             "server's — from the same arguments as the prompt of the same name.",
-            parameters=input_schema(entry, pinnable),
-            output_schema=GeneratedDocument.model_json_schema(),
+            # Inlined: some clients cannot follow $ref (FastMCP would do it per list).
+            parameters=dereference_refs(input_schema(entry, pinnable)),
+            output_schema=dereference_refs(GeneratedDocument.model_json_schema()),
             annotations=ToolAnnotations(
                 read_only_hint=True, idempotent_hint=False, open_world_hint=True
             ),

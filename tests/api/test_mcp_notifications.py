@@ -21,6 +21,7 @@ from mcp.server.connection import Connection
 from mcp.shared.dispatcher import CallOptions
 
 from app.http.overload import event_stream
+from app.mcp.middleware import MiddlewareLayer
 from app.mcp.notifications import CatalogNotifier
 from app.services.catalog import CatalogChange, ReloadOutcome, ReloadTrigger
 from domain.keys import Scope
@@ -45,7 +46,9 @@ def app(prompts: Path) -> FastAPI:
 
 
 def notifier_of(app: FastAPI) -> CatalogNotifier:
-    (notifier,) = [m for m in state_of(app).mcp.middleware if isinstance(m, CatalogNotifier)]
+    (layer,) = state_of(app).mcp.middleware
+    assert isinstance(layer, MiddlewareLayer)
+    (notifier,) = [m for m in layer.parts if isinstance(m, CatalogNotifier)]
     return notifier
 
 

@@ -99,6 +99,22 @@ async def test_the_tool_is_listed_once_with_the_versions_a_call_may_pin(
     assert VERSION_ARGUMENT not in tool.input_schema.get("required", ())
 
 
+async def test_every_listed_tool_schema_is_inline_with_no_reference_to_follow(
+    writer: Client[StreamableHttpTransport],
+) -> None:
+    # FastMCP's per-list dereferencing is off (app/mcp/server.py): tools inline their own.
+    with anyio.fail_after(10):
+        tools = await writer.list_tools()
+
+    assert len(tools) > 1
+    for tool in tools:
+        schemas = json.dumps([tool.input_schema, tool.output_schema])
+        assert "$ref" not in schemas, tool.name
+        assert "$defs" not in schemas, tool.name
+        assert tool.output_schema is not None
+        assert {"document", "prompt", "version", "route"} <= set(tool.output_schema["properties"])
+
+
 async def test_a_call_without_a_pin_generates_the_current_version(
     writer: Client[StreamableHttpTransport], llm: ScriptedLlm
 ) -> None:
