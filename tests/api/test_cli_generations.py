@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.settings import Settings
-from domain.generation import Route
 from domain.generation_records import GenerationOutcome, GenerationRecord, new_record_id
 from infrastructure.keystore.records import SqlGenerationRecords
 from infrastructure.keystore.sql import SqlKeyStore
+from tests.records_helpers import a_record
 
 runner = CliRunner()
 NOW = datetime.now(UTC)
@@ -28,24 +28,12 @@ def record(
     failure: str | None = None,
     document: str | None = "# The document",
 ) -> GenerationRecord:
-    created = NOW - age
-    return GenerationRecord(
-        record_id=new_record_id(created),
-        created_at=created,
-        request_id="req-1",
-        key_id="0123456789abcdef",
+    return a_record(
+        created_at=NOW - age,
         user_id=user_id,
         prompt=prompt,
-        prompt_version="1.0.0",
-        route=Route.SERVER,
-        provider="openai-compatible",
-        model="gpt-test",
         outcome=GenerationOutcome.ERROR if failure else GenerationOutcome.OK,
         failure=failure,
-        input_tokens=120,
-        output_tokens=30,
-        latency_ms=12.5,
-        arguments={"task": "Rotate the signing keys."},
         document=None if failure else document,
     )
 

@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from app.main import create_app
 from app.settings import Settings
 from domain.generation_records import (
-    GenerationOutcome,
     GenerationRecord,
     RecordQuery,
     is_record_id,
@@ -28,6 +27,7 @@ from domain.ports import KeyStoreUnavailable
 from infrastructure.keystore.sql import SqlKeyStore
 from tests.api.harness import asgi_client, bearer, catalog_of, issue_key, state_of
 from tests.fakes import ScriptedLlm, SwitchableKeyStore, completion
+from tests.records_helpers import a_record
 
 pytestmark = pytest.mark.anyio
 
@@ -140,19 +140,21 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def record(user_id: str, at: datetime, prompt: str = "context_stack") -> GenerationRecord:
-    """A finished generation's record, as the generator would write it."""
-    return GenerationRecord(
-        record_id=new_record_id(at),
+    """A record with metadata only: no LLM was picked and nothing was kept."""
+    return a_record(
         created_at=at,
-        request_id=None,
-        key_id=None,
         user_id=user_id,
         prompt=prompt,
-        prompt_version="1.0.0",
+        request_id=None,
+        key_id=None,
         route=None,
         provider=None,
         model=None,
-        outcome=GenerationOutcome.OK,
+        input_tokens=None,
+        output_tokens=None,
+        latency_ms=None,
+        arguments=None,
+        document=None,
     )
 
 

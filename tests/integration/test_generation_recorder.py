@@ -9,9 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from app.services.generation_records import GenerationRecorder
-from domain.generation import Route
 from domain.generation_records import (
-    GenerationOutcome,
     GenerationRecord,
     RecordPolicy,
     RecordQuery,
@@ -20,6 +18,7 @@ from domain.ports import KeyStoreUnavailable
 from infrastructure.keystore.records import SqlGenerationRecords
 from infrastructure.keystore.sql import SqlKeyStore
 from infrastructure.metrics import Metrics
+from tests.records_helpers import a_record
 
 pytestmark = pytest.mark.anyio
 
@@ -81,23 +80,17 @@ def counted(metrics: Metrics, outcome: str) -> float | None:
     return metrics.registry.get_sample_value("ctxfy_generation_records_total", {"outcome": outcome})
 
 
-def record(recorder: GenerationRecorder, **changes: object) -> GenerationRecord:
-    fields: dict[str, object] = {
-        "record_id": recorder.new_id(),
-        "created_at": recorder.now(),
-        "request_id": "req-7",
-        "key_id": "0123456789abcdef",
-        "user_id": "ada",
-        "prompt": "prp",
-        "prompt_version": "1.0.0",
-        "route": Route.SERVER,
-        "provider": "openai-compatible",
-        "model": "gpt-test",
-        "outcome": GenerationOutcome.OK,
-        "arguments": {"feature": f"use {KEY} here", "password": "hunter2", "depth": 2},
-        "document": f"Call with Authorization: Bearer {KEY}",
-    }
-    return GenerationRecord(**(fields | changes))  # type: ignore[arg-type]  # test input
+def record(recorder: GenerationRecorder) -> GenerationRecord:
+    return a_record(
+        record_id=recorder.new_id(),
+        created_at=recorder.now(),
+        request_id="req-7",
+        arguments={"feature": f"use {KEY} here", "password": "hunter2", "depth": 2},
+        document=f"Call with Authorization: Bearer {KEY}",
+        input_tokens=None,
+        output_tokens=None,
+        latency_ms=None,
+    )
 
 
 async def test_a_full_record_is_stored_with_credentials_masked(

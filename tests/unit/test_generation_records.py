@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,27 +17,22 @@ from domain.generation_records import (
     is_record_id,
     new_record_id,
 )
+from tests.records_helpers import a_record
 
 AT = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 
 
-def record(**changes: object) -> GenerationRecord:
-    fields: dict[str, object] = {
-        "record_id": new_record_id(AT),
+def record(**changes: Any) -> GenerationRecord:
+    fields: dict[str, Any] = {
         "created_at": AT,
-        "request_id": "req",
-        "key_id": "k1",
-        "user_id": "ada",
-        "prompt": "prp",
-        "prompt_version": "1.0.0",
         "route": Route.CLIENT,
         "provider": "mcp-sampling",
         "model": "client",
-        "outcome": GenerationOutcome.OK,
-        "arguments": {"feature": "x"},
-        "document": "# Doc",
+        "input_tokens": None,
+        "output_tokens": None,
+        "latency_ms": None,
     }
-    return GenerationRecord(**(fields | changes))  # type: ignore[arg-type]  # test input
+    return a_record(**(fields | changes))
 
 
 def test_ids_sort_by_creation_time_across_milliseconds() -> None:

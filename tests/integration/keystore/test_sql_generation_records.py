@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from domain.generation import Route
 from domain.generation_records import (
     GenerationOutcome,
     GenerationRecord,
@@ -19,6 +18,7 @@ from domain.ports import KeyStoreUnavailable
 from infrastructure.keystore.records import SqlGenerationRecords
 from infrastructure.keystore.sql import SqlKeyStore
 from tests.integration.keystore.stored_keys import sqlite_threads_stopped
+from tests.records_helpers import a_record
 
 pytestmark = pytest.mark.anyio
 
@@ -34,18 +34,11 @@ def record(
     outcome: GenerationOutcome = GenerationOutcome.OK,
 ) -> GenerationRecord:
     ok = outcome is GenerationOutcome.OK
-    return GenerationRecord(
-        # Distinct random parts, so records made at one instant still differ.
-        record_id=new_record_id(at, random_bits=lambda bits: next(_serial)),
+    return a_record(
         created_at=at,
-        request_id="req-1",
-        key_id="k1234567890abcd",
         user_id=user_id,
         prompt=prompt,
         prompt_version="1.2.0",
-        route=Route.SERVER,
-        provider="openai-compatible",
-        model="gpt-test",
         outcome=outcome,
         failure=None if ok else "llm_timeout",
         input_tokens=12 if ok else None,
