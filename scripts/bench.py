@@ -21,6 +21,11 @@ errors and ratios against the targets, and writes the JSON summary to ``--json``
 Traffic goes to 127.0.0.1 only; every server started is stopped by PID.
 
     scripts/bench [--rounds 3] [--seconds 10] [--open-seconds 60] [--json bench.json]
+                  [--before REF]
+
+``--before REF`` also runs ``ctxfy serve`` from a worktree of that git ref, alternating with
+this tree in every round, and prints full / before per case: what a change bought, measured
+in one run (figures from separate runs differ by up to 20% on a 2-core box).
 """
 
 import argparse
@@ -37,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -221,9 +226,15 @@ def full_env(workdir: Path, *, stateless: bool, workers: int = 1) -> dict[str, s
 
 @contextmanager
 def started(
-    workdir: Path, bare2_python: Path | None, *, stateless: bool, workers: int = 1
+    workdir: Path,
+    bare2_python: Path | None,
+    *,
+    stateless: bool,
+    workers: int = 1,
+    before: Path | None = None,
 ) -> Iterator[dict[str, Server]]:
-    """The bare, bare2 and full servers in one mode (bare ones only with one worker)."""
+    """The bare, bare2 and full servers in one mode (bare ones only with one worker), and
+    ``before``: ``ctxfy serve`` from that checkout, beside this one, with the same key."""
     servers: list[Server] = []
     env = full_env(workdir, stateless=stateless, workers=workers)
     key = subprocess.run(
@@ -242,17 +253,23 @@ def started(
         if bare2_python is not None:
             commands["bare2"] = [str(bare2_python), str(BARE_APP), *mode]
     commands["full"] = [sys.executable, "-m", "app", "serve"]
+    places = {"full": (ROOT, env)}
+    if before is not None:
+        # Run from its own tree (``-m app`` imports from the working directory first).
+        commands["before"] = commands["full"]
+        places["before"] = (before, env | {"CTXFY_PID_FILE": str(workdir / "before.pid")})
     try:
         for name, command in commands.items():
             port = free_port()
             log = workdir / f"{name}-{'stateless' if stateless else 'stateful'}-{workers}.log"
+            cwd, server_env = places.get(name, (ROOT, env))
             with log.open("wb") as sink:
                 argv = [*command, "--port", str(port)]
                 process = subprocess.Popen(
-                    argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT
+                    argv, env=server_env, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd
                 )
             server = Server(name, process, port, log)
-            if name == "full":
+            if name in places:
                 server.headers["Authorization"] = f"Bearer {key}"
             servers.append(server)
         for server in servers:
@@ -561,6 +578,18 @@ async def open_loop(server: Server, *, rate: float, seconds: float, pool: int) -
     )
 
 
+@contextmanager
+def checkout(ref: str, workdir: Path) -> Iterator[Path]:
+    """A detached worktree of ``ref`` in ``workdir``, removed afterwards."""
+    tree = workdir / "before"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(tree), ref], check=True, timeout=60)
+    try:
+        yield tree
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False, timeout=60)
+
+
 def bare2_python() -> Path:
     """The python of a venv with FastMCP 2.14.7 and this venv's uvicorn and FastAPI."""
     pins = (
@@ -607,27 +636,32 @@ def main(args: argparse.Namespace) -> int:
     }
     python2 = None if args.skip_bare2 else bare2_python()
     errors = 0
-    with tempfile.TemporaryDirectory(prefix="ctxfy-bench-") as directory:
+    with tempfile.TemporaryDirectory(prefix="ctxfy-bench-") as directory, ExitStack() as stack:
         workdir = Path(directory)
+        before = stack.enter_context(checkout(args.before, workdir)) if args.before else None
+        if args.before:
+            summary["before"] = args.before
         measure = {
             "rounds": args.rounds,
             "seconds": args.seconds,
             "connections": args.connections,
             "workdir": workdir,
         }
-        everyone = ("bare", "bare2", "full") if python2 else ("bare", "full")
+        references = ("bare", "bare2") if python2 else ("bare",)
+        fulls = ("full", "before") if before else ("full",)
+        everyone = (*references, *fulls)
         rss: dict[str, Any] = {}
         for stateless in (True, False):
             mode = "stateless" if stateless else "stateful"
             print(f"\n{mode}, 1 worker, wrk -t{WRK_THREADS} -c{args.connections}", flush=True)
-            with started(workdir, python2, stateless=stateless) as servers:
+            with started(workdir, python2, stateless=stateless, before=before) as servers:
                 cases: dict[str, tuple[Request, tuple[str, ...]]] = {
                     f"prompts/get {mode}": (PROMPTS_GET, everyone),
                 }
                 if stateless:
                     cases["prompts/list stateless"] = (PROMPTS_LIST, everyone)
-                    cases["REST preview"] = (PREVIEW, ("bare", "full"))
-                    cases["/health/live"] = (LIVE, ("bare", "full"))
+                    cases["REST preview"] = (PREVIEW, ("bare", *fulls))
+                    cases["/health/live"] = (LIVE, ("bare", *fulls))
                 full = servers["full"]
                 check_answer(full, PROMPTS_GET)
                 rss_before = full.rss_kib()
@@ -671,6 +705,14 @@ def main(args: argparse.Namespace) -> int:
     for case in results:
         _print_case(case)
     by_name = {case.name: case for case in results}
+    if args.before:
+        print(f"\nthis tree against {args.before} (full / before, same rounds)")
+        summary["against_before"] = {}
+        for case in results:
+            ratio = case.ratio("full", "before")
+            if ratio is not None:
+                summary["against_before"][case.name] = ratio
+                print(f"  {case.name:<24}{ratio:>7.2f}x")
     print("\ntargets")
     targets = summary["targets"]
     for mode in ("stateless", "stateful"):
@@ -759,4 +801,9 @@ if __name__ == "__main__":
     parser.add_argument("--skip-bare2", action="store_true", help="no FastMCP 2.14 reference")
     parser.add_argument("--auth-rounds", type=int, default=20_000, help="for bench_auth.py")
     parser.add_argument("--json", help="where to write the JSON summary")
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="also run ctxfy serve at this git ref, alternating with this tree (full / before)",
+    )
     sys.exit(main(parser.parse_args()))
