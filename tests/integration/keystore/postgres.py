@@ -10,7 +10,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,6 +21,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+
+from tests.e2e.server import free_port
 
 SUPERUSER = "ctxfy"
 SERVICE_ACCOUNT = "postgres"
@@ -68,14 +69,6 @@ def postgres_bin_dir() -> Path:
             pytrace=False,
         )
     return candidates[-1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _as_server_user(argv: list[str]) -> list[str]:

@@ -20,7 +20,8 @@ from infrastructure.keystore.schema import (
     schema_version,
 )
 from infrastructure.keystore.sql import SqlKeyStore
-from tests.integration.keystore.postgres import PostgresCluster, free_port
+from tests.e2e.server import free_port
+from tests.integration.keystore.postgres import PostgresCluster
 from tests.integration.keystore.stored_keys import (
     NOW,
     key,
