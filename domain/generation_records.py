@@ -9,9 +9,10 @@ back. Ids sort by creation time and cannot be guessed.
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from domain.errors import CtxfyError
 from domain.generation import Route
@@ -121,6 +122,14 @@ class GenerationRecord:
             if count is not None and count < 0:
                 raise ValueError(f"{label} must not be negative")
 
+    def field_values(self) -> dict[str, Any]:
+        """Every field by name, values as they are (``arguments`` as a plain dict): the
+        one mapping every store and interface starts from."""
+        values = {name: getattr(self, name) for name in RECORD_FIELDS}
+        if self.arguments is not None:
+            values["arguments"] = dict(self.arguments)
+        return values
+
     def kept_under(self, policy: RecordPolicy) -> "GenerationRecord | None":
         """What ``policy`` keeps of this record: all of it, its metadata, or nothing."""
         match policy:
@@ -133,23 +142,10 @@ class GenerationRecord:
 
 
 def _without_content(record: GenerationRecord) -> GenerationRecord:
-    return GenerationRecord(
-        record_id=record.record_id,
-        created_at=record.created_at,
-        request_id=record.request_id,
-        key_id=record.key_id,
-        user_id=record.user_id,
-        prompt=record.prompt,
-        prompt_version=record.prompt_version,
-        route=record.route,
-        provider=record.provider,
-        model=record.model,
-        outcome=record.outcome,
-        failure=record.failure,
-        input_tokens=record.input_tokens,
-        output_tokens=record.output_tokens,
-        latency_ms=record.latency_ms,
-    )
+    return replace(record, arguments=None, document=None)
+
+
+RECORD_FIELDS = tuple(field.name for field in fields(GenerationRecord))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,9 @@ from fastmcp.server.dependencies import get_access_token
 from mcp import MCPError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, Annotations, ResourceLink
 from pydantic import PrivateAttr
+from pydantic_core import to_jsonable_python
 
+from app.services.generation_records import exposed_fields
 from domain.generation_records import GenerationRecord, is_record_id
 from domain.keys import Scope
 from domain.ports import GenerationRecords, KeyStoreUnavailable
@@ -48,29 +50,13 @@ def generation_link(generation_id: str, prompt: str) -> ResourceLink:
 
 
 def record_fields(record: GenerationRecord, *, document: bool = True) -> dict[str, Any]:
-    """``record`` as JSON-ready fields, its id as ``generation_id``; the document is left
-    out when ``document`` is false (it travels as its own content)."""
-    fields: dict[str, Any] = {
-        "generation_id": record.record_id,
-        "created_at": record.created_at.isoformat(),
-        "request_id": record.request_id,
-        "key_id": record.key_id,
-        "user_id": record.user_id,
-        "prompt": record.prompt,
-        "prompt_version": record.prompt_version,
-        "route": record.route.value if record.route is not None else None,
-        "provider": record.provider,
-        "model": record.model,
-        "outcome": record.outcome.value,
-        "failure": record.failure,
-        "input_tokens": record.input_tokens,
-        "output_tokens": record.output_tokens,
-        "latency_ms": record.latency_ms,
-        "arguments": dict(record.arguments) if record.arguments is not None else None,
-    }
-    if document:
-        fields["document"] = record.document
-    return fields
+    """``record`` as JSON-ready fields, as REST shows it; the document is left out when
+    ``document`` is false (it travels as its own content)."""
+    fields = exposed_fields(record)
+    if not document:
+        del fields["document"]
+    shown: dict[str, Any] = to_jsonable_python(fields)
+    return shown
 
 
 class RecordReadError(MCPError, FastMCPError):

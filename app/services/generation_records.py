@@ -11,6 +11,7 @@ first, so a credential pasted into a prompt argument is never stored.
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import anyio
 import structlog
@@ -21,6 +22,14 @@ from infrastructure.metrics import Metrics
 from infrastructure.redaction import redact_text, redact_values
 
 logger = structlog.get_logger(__name__)
+
+
+def exposed_fields(record: GenerationRecord) -> dict[str, Any]:
+    """``record`` as every interface shows it (REST, MCP, the CLI): its id is the
+    ``generation_id`` a generation answered with."""
+    values = record.field_values()
+    return {"generation_id": values.pop("record_id"), **values}
+
 
 WRITE_TIMEOUT_S = 1.0
 

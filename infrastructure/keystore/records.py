@@ -13,7 +13,12 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, select
 
 from domain.generation import Route
-from domain.generation_records import GenerationOutcome, GenerationRecord, RecordQuery
+from domain.generation_records import (
+    RECORD_FIELDS,
+    GenerationOutcome,
+    GenerationRecord,
+    RecordQuery,
+)
 from infrastructure.keystore.schema import generation_records
 from infrastructure.keystore.sql import SqlKeyStore, uncancellable
 
@@ -22,49 +27,19 @@ _columns = _table.c
 
 
 def _row_values(record: GenerationRecord) -> dict[str, Any]:
-    return {
-        "record_id": record.record_id,
-        "created_at": record.created_at,
-        "request_id": record.request_id,
-        "key_id": record.key_id,
-        "user_id": record.user_id,
-        "prompt": record.prompt,
-        "prompt_version": record.prompt_version,
-        "route": record.route.value if record.route is not None else None,
-        "provider": record.provider,
-        "model": record.model,
-        "outcome": record.outcome.value,
-        "failure": record.failure,
-        "input_tokens": record.input_tokens,
-        "output_tokens": record.output_tokens,
-        "latency_ms": record.latency_ms,
-        "arguments": json.dumps(dict(record.arguments), sort_keys=True)
-        if record.arguments is not None
-        else None,
-        "document": record.document,
-    }
+    """The table's columns are the record's fields; enums store as their text."""
+    values = record.field_values()
+    if record.arguments is not None:
+        values["arguments"] = json.dumps(values["arguments"], sort_keys=True)
+    return values
 
 
 def _record(row: Row[Any]) -> GenerationRecord:
-    return GenerationRecord(
-        record_id=row.record_id,
-        created_at=row.created_at,
-        request_id=row.request_id,
-        key_id=row.key_id,
-        user_id=row.user_id,
-        prompt=row.prompt,
-        prompt_version=row.prompt_version,
-        route=Route(row.route) if row.route is not None else None,
-        provider=row.provider,
-        model=row.model,
-        outcome=GenerationOutcome(row.outcome),
-        failure=row.failure,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        latency_ms=row.latency_ms,
-        arguments=json.loads(row.arguments) if row.arguments is not None else None,
-        document=row.document,
-    )
+    values = {name: getattr(row, name) for name in RECORD_FIELDS}
+    values["route"] = Route(row.route) if row.route is not None else None
+    values["outcome"] = GenerationOutcome(row.outcome)
+    values["arguments"] = json.loads(row.arguments) if row.arguments is not None else None
+    return GenerationRecord(**values)
 
 
 class SqlGenerationRecords:

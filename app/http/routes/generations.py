@@ -18,6 +18,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 from app.http.deps import state_of
 from app.http.errors import SECURED, responses
 from app.http.security import InsufficientScope, require_scope
+from app.services.generation_records import exposed_fields
 from domain.generation import Route
 from domain.generation_records import (
     MAX_PAGE,
@@ -106,25 +107,9 @@ class GenerationPage(BaseModel):
     )
 
 
-def _summary(record: GenerationRecord) -> dict[str, Any]:
-    return {
-        "generation_id": record.record_id,
-        "created_at": record.created_at,
-        "request_id": record.request_id,
-        "key_id": record.key_id,
-        "user_id": record.user_id,
-        "prompt": record.prompt,
-        "prompt_version": record.prompt_version,
-        "route": record.route,
-        "provider": record.provider,
-        "model": record.model,
-        "outcome": record.outcome,
-        "failure": record.failure,
-        "input_tokens": record.input_tokens,
-        "output_tokens": record.output_tokens,
-        "latency_ms": record.latency_ms,
-        "has_document": record.document is not None,
-    }
+def _shown(record: GenerationRecord) -> dict[str, Any]:
+    """Every field a summary or detail model takes (a summary ignores the content)."""
+    return exposed_fields(record) | {"has_document": record.document is not None}
 
 
 async def get_records(request: Request) -> GenerationRecords | None:
@@ -220,7 +205,7 @@ def build_router() -> APIRouter:
         )
         found, more = await _page(records, query)
         return GenerationPage(
-            generations=[GenerationSummary(**_summary(record)) for record in found],
+            generations=[GenerationSummary(**_shown(record)) for record in found],
             next_cursor=found[-1].record_id if more else None,
         )
 
@@ -246,10 +231,6 @@ def build_router() -> APIRouter:
         record = await records.get(generation_id, user_id=owner)
         if record is None:
             raise GenerationNotFound
-        return GenerationDetail(
-            **_summary(record),
-            arguments=dict(record.arguments) if record.arguments is not None else None,
-            document=record.document,
-        )
+        return GenerationDetail(**_shown(record))
 
     return router
