@@ -26,7 +26,7 @@ def test_the_benchmark_runs_every_case_without_a_failed_request(tmp_path: Path) 
     summary_path = tmp_path / "bench.json"
     argv = [sys.executable, "-m", "scripts.bench", "--rounds", "1", "--seconds", "1"]
     argv += ["--open-seconds", "2", "--rate", "50", "--skip-bare2", "--auth-rounds", "200"]
-    argv += ["--before", "HEAD", "--json", str(summary_path)]
+    argv += ["--leak-requests", "2000", "--before", "HEAD", "--json", str(summary_path)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     if done.returncode != 0:
         pytest.fail(f"scripts/bench failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -42,6 +42,7 @@ def test_the_benchmark_runs_every_case_without_a_failed_request(tmp_path: Path) 
     assert summary["scaling"]["2"] > 0
     assert "cache-hit target 50 us" in summary["auth_output"]
     assert set(summary["against_before"]) == CASES
+    assert all(memory["requests"] >= 2_000 for memory in summary["rss"].values())
     worktrees = subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     )
