@@ -104,16 +104,22 @@ def _with_body[R](
     return handler
 
 
-def _preview_endpoint(entry: CatalogEntry, model: type[BaseModel]) -> Handler[PreviewResponse]:
-    """A preview handler whose body is this version's own argument model."""
+def _preview_endpoint(entry: CatalogEntry, model: type[BaseModel]) -> Handler[Response]:
+    """A preview handler whose body is this version's own argument model.
 
-    async def preview(arguments: BaseModel, request: Request) -> PreviewResponse:
+    It answers with the ``PreviewResponse`` (the route's ``response_model``, which documents
+    it) serialised already: built and validated here, FastAPI would validate and serialise
+    it a second time.
+    """
+
+    async def preview(arguments: BaseModel, request: Request) -> Response:
         line = access_line(request.scope)
         if line is not None:
             line.prompt_served(entry.definition)
-        return preview_response(entry.render_validated(arguments.model_dump()))
+        answer = preview_response(entry.render_validated(arguments.model_dump()))
+        return Response(answer.model_dump_json(), media_type="application/json")
 
-    return _with_body(preview, entry, PreviewResponse, model=model)
+    return _with_body(preview, entry, Response, model=model)
 
 
 def _generate_endpoint(entry: CatalogEntry, model: type[BaseModel]) -> Handler[GeneratedDocument]:
