@@ -12,7 +12,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app.bootstrap import Overrides, bootstrap
 from app.http.auth import AuthMiddleware
 from app.http.errors import install_error_handlers
-from app.http.http_metrics import HttpMetricsMiddleware
+from app.http.http_metrics import HttpMetricsMiddleware, RouteLabels
 from app.http.jsonrpc_guard import JsonRpcGuardMiddleware
 from app.http.limits import BodyLimitMiddleware, BodyLimits
 from app.http.mcp_path import McpPathMiddleware
@@ -45,8 +45,11 @@ write the finished document (`write` scope).
 """
 
 
-def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
-    """Every HTTP middleware, outermost first; each one is pure ASGI."""
+def middleware_stack(
+    state: AppState, settings: Settings, labels: RouteLabels | None = None
+) -> list[Middleware]:
+    """Every HTTP middleware, outermost first; each one is pure ASGI. ``labels`` are the
+    metrics' route labels, to be forgotten whenever the routes change."""
     origins = policy_from(
         allowed_hosts=settings.host_allowlist,
         allowed_origins=settings.origin_allowlist,
@@ -63,7 +66,12 @@ def middleware_stack(state: AppState, settings: Settings) -> list[Middleware]:
         *proxies,
         # Outermost, so HTTP metrics time every other layer and count auth refusals, and
         # see /mcp before the path rewrite.
-        Middleware(HttpMetricsMiddleware, registry=state.metrics.registry, mount=MCP_PATH),
+        Middleware(
+            HttpMetricsMiddleware,
+            registry=state.metrics.registry,
+            mount=MCP_PATH,
+            labels=labels,
+        ),
         Middleware(RequestContextMiddleware),
         Middleware(SecurityHeadersMiddleware),
         # After the access line and metrics, so a refusal is logged and counted; before
@@ -117,6 +125,7 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
         CatalogError: a prompt file is invalid; the message names file, prompt and field.
     """
     state = bootstrap(settings, **overrides)
+    labels = RouteLabels()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -135,7 +144,7 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
-        middleware=middleware_stack(state, settings),
+        middleware=middleware_stack(state, settings, labels),
     )
     app.state.ctxfy = state
     install_error_handlers(app)
@@ -146,6 +155,8 @@ def create_app(settings: Settings, **overrides: Unpack[Overrides]) -> FastAPI:
     # Per-version routes follow each reload that changes the catalog.
     prompt_routes = prompts.PromptRoutes(app, state.catalog.current, revision=state.version)
     state.catalog.on_swap(prompt_routes.replace)
+    # In the same step as the replacement: no request sees new routes under old labels.
+    state.catalog.on_swap(lambda _: labels.forget())
     app.include_router(catalog.build_router())
     app.include_router(keys.build_router(settings.key_max_lifetime_days))
     app.include_router(generations.build_router())

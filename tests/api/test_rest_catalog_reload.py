@@ -26,7 +26,7 @@ from tests.api.catalog_files import (
     versioned_prompts,
     write_version,
 )
-from tests.api.harness import catalog_of, serving
+from tests.api.harness import catalog_of, serving, state_of
 from tests.api.keys_helpers import UNTHROTTLED, insufficient_scope
 from tests.fakes import HeldLlm
 from tests.integration.prompt_files import write_prompt
@@ -153,6 +153,25 @@ async def test_a_removed_prompt_is_gone_from_every_route_after_a_reload(
     assert not [path for path in await openapi_paths(admin) if "greet" in path]
     listed = (await admin.get("/v1/prompts")).json()["prompts"]
     assert "greet" not in [p["name"] for p in listed]
+
+
+async def test_after_a_reload_requests_are_labelled_by_the_routes_serving_them(
+    app: FastAPI, admin: httpx.AsyncClient, prompts_dir: Path
+) -> None:
+    # The metrics remember each path's route label; a reload must make them look again.
+    def counted(handler: str, status: str) -> float | None:
+        labels = {"handler": handler, "method": "POST", "status": status}
+        return state_of(app).metrics.registry.get_sample_value("http_requests_total", labels)
+
+    own_route = "/v1/prompts/greet/preview"
+    assert (await admin.post(own_route, json=body_for(CURRENT))).status_code == 200
+    remove_prompt_files(prompts_dir)
+    assert (await reload(admin)).json()["outcome"] == "changed"
+
+    assert (await admin.post(own_route, json=body_for(CURRENT))).status_code == 404
+
+    assert counted(own_route, "2xx") == 1
+    assert counted(own_route, "4xx") is None
 
 
 async def test_a_broken_file_is_refused_naming_it_and_the_old_catalog_keeps_serving(

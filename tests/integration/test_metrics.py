@@ -15,6 +15,7 @@ from mcp.types import INVALID_PARAMS
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.bootstrap import package_version
+from app.http.http_metrics import MAX_REMEMBERED, RouteLabels
 from app.main import create_app
 from app.settings import Settings
 from app.state import AppState
@@ -300,3 +301,17 @@ def test_the_multiprocess_directory_is_created_and_emptied_of_value_files_only(
 
 def test_without_a_multiprocess_directory_there_is_nothing_to_prepare() -> None:
     assert prepare_multiprocess_dir() is None
+
+
+def test_route_labels_keep_a_bounded_number_of_paths_and_forget_them_all() -> None:
+    labels = RouteLabels()
+    for index in range(MAX_REMEMBERED):
+        labels.remember("GET", f"/made-up/{index}", ("/made-up/{index}", False))
+
+    labels.remember("GET", "/one/more", ("/one/more", False))
+
+    assert labels.get("GET", "/made-up/0") == ("/made-up/{index}", False)
+    assert labels.get("GET", "/one/more") is None
+    assert labels.get("POST", "/made-up/0") is None
+    labels.forget()
+    assert labels.get("GET", "/made-up/0") is None
