@@ -180,13 +180,18 @@ async def test_sigterm_under_load_fails_no_accepted_request_and_exits_cleanly(
         o for o in outcomes if o.result not in (OK, REFUSED) and o.request_id not in unread_ids
     ]
     early = [o for o in outcomes if o.result in (REFUSED, RESET) and o.ended < drained]
-    in_flight = [o for o in outcomes if o.started < signalled < o.ended]
+    # A request whose connection was refused never reached the server: one begun before the
+    # signal is refused only if the client had not connected when the listener closed, after
+    # the drain (``early`` holds none sooner). On a loaded box a client can lag that long.
+    started_before = [o for o in outcomes if o.started < signalled < o.ended]
+    in_flight = [o for o in started_before if o.result != REFUSED]
     during_drain = [o for o in outcomes if signalled < o.started and o.ended < drained]
     with capsys.disabled():  # the figures show in CI's output, passing or not
         print(  # noqa: T201 — the test reports its figures
             f"\ngraceful shutdown: sent {len(outcomes)}, ok {counts[OK]}, refused after close "
             f"{counts[REFUSED]}, closed unread at the close {len(unread)}, failed {len(failed)} "
-            f"{dict(Counter(o.result for o in failed))}; in flight at SIGTERM {len(in_flight)}, "
+            f"{dict(Counter(o.result for o in failed))}; in flight at SIGTERM {len(in_flight)} "
+            f"(and {len(started_before) - len(in_flight)} begun but not connected by the close), "
             f"sent during the drain {len(during_drain)}; not ready after "
             f"{not_ready_after:.3f} s ({len(probes)} probes before), exit {exit_code} after "
             f"{exited_after:.2f} s"
