@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import free_port, pump_lines
+from tests.e2e.server import free_port, pump_lines, stop_process
 
 READY = "Ready to accept connections"
 START_TIMEOUT = 15.0
-STOP_TIMEOUT = 15.0
 
 
 @dataclass
@@ -83,16 +82,7 @@ class RedisServer:
         process, self.process = self.process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-        if self.reader is not None:
-            self.reader.join(timeout=STOP_TIMEOUT)  # it ends at the output's end
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process, self.reader)
 
 
 @contextmanager

@@ -149,7 +149,7 @@ def running_server(
         stop_process(process, reader)
 
 
-def stop_process(process: "subprocess.Popen[str]", reader: threading.Thread) -> None:
+def stop_process(process: "subprocess.Popen[str]", reader: threading.Thread | None) -> None:
     """SIGTERM, then SIGKILL if it outlives ``STOP_TIMEOUT``; then its output reader."""
     process.terminate()
     try:
@@ -157,7 +157,8 @@ def stop_process(process: "subprocess.Popen[str]", reader: threading.Thread) -> 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=STOP_TIMEOUT)
-    reader.join(timeout=STOP_TIMEOUT)
+    if reader is not None:
+        reader.join(timeout=STOP_TIMEOUT)  # it ends at the output's end
     if process.stdout is not None:
         process.stdout.close()
 
